@@ -1,0 +1,126 @@
+"""Compaction benchmark: `make bench` (or `python bench/compact.py [--records N]`).
+
+For each of two sizes (N/4 and N) a fresh worker process generates N records (~1 KB each, one landing
+hour), then in one Spark session times
+  (a) the baseline: Spark reading the same files as JSON with the same explicit schema and writing
+      plain Parquet partitioned by event hour, and
+  (b) `compact` end to end (parse, classify, dedup, Delta writes, quarantine, audit).
+The parent samples the peak RSS of the worker's Python driver and of its JVM. Results, as ratios,
+go to bench/results/compact.json. Nothing here asserts a time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results" / "compact.json"
+HOUR = datetime(2026, 11, 25, 10, tzinfo=UTC)
+
+
+def worker(records: int, work: Path) -> dict[str, object]:
+    from pyspark.sql import functions as F
+
+    from jobs import names as N
+    from jobs.compact_run import compact_hour
+    from jobs.config import load
+    from jobs.generate import GenSpec, generate
+    from jobs.logformat import hour_folder
+    from jobs.parse import RAW_SCHEMA
+    from jobs.progress import Progress
+    from jobs.session import build_session
+    from jobs.tables import list_files
+
+    shutil.rmtree(work, ignore_errors=True)
+    spec = GenSpec(landing=str(work / "landing"), start=HOUR, hours=1, rps=records / 360.0, seed=11,
+                   sample_rate=0.1, quirks=True)
+    gen = generate(spec, progress=False)
+    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(work / "landing"), str(work / "warehouse"))
+    spark = build_session(wh.spark)
+    files = list_files(spark, str(work / "landing" / hour_folder(N.PREDICTIONS_DIR, HOUR)), (".jsonl.gz",))
+    size = sum(f.size for f in files)
+
+    started = time.perf_counter()
+    base = spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT).json([f.path for f in files])
+    ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
+    (base.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
+     .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).parquet(str(work / "baseline")))
+    baseline_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    record = compact_hour(spark, wh, HOUR, Progress("bench"))
+    compact_s = time.perf_counter() - started
+    read = int(record["records_read"])
+    spark.stop()
+    return {
+        "records_generated": gen["records"] + gen["retries"] + gen["broken"], "records_read": read,
+        "input_bytes": size, "baseline_seconds": round(baseline_s, 3), "compact_seconds": round(compact_s, 3),
+        "baseline_records_per_s": round(read / baseline_s), "compact_records_per_s": round(read / compact_s),
+        "throughput_ratio": round(baseline_s / compact_s, 3), "loaded": record["loaded"],
+        "duplicates": record["duplicates"], "quarantined": record["quarantined"],
+    }
+
+
+def measure(records: int, work: Path) -> dict[str, object]:
+    import psutil
+
+    cmd = [sys.executable, __file__, "--worker", "--records", str(records), "--work", str(work)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
+    me = psutil.Process(proc.pid)
+    peak_py = peak_jvm = 0
+    while proc.poll() is None:
+        try:
+            peak_py = max(peak_py, me.memory_info().rss)
+            for child in me.children(recursive=True):
+                if "java" in child.name():
+                    peak_jvm = max(peak_jvm, child.memory_info().rss)
+        except psutil.Error:
+            pass
+        time.sleep(0.2)
+    out = proc.stdout.read() if proc.stdout else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"worker for {records} records failed with exit {proc.returncode}")
+    result = json.loads(out.strip().splitlines()[-1])
+    result.update(peak_rss_python_mb=round(peak_py / 2**20, 1), peak_rss_jvm_mb=round(peak_jvm / 2**20, 1))
+    return dict(result)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "compact")
+    ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.worker:
+        print(json.dumps(worker(args.records, args.work)), flush=True)
+        return 0
+    small, large = max(1000, args.records // 4), args.records
+    runs = {str(n): measure(n, args.work) for n in (small, large)}
+    big = runs[str(large)]
+    result = {
+        "benchmark": "compact", "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "records": large, "target_throughput_ratio": 0.8,
+        "throughput_ratio": big["throughput_ratio"],
+        "baseline_records_per_s": big["baseline_records_per_s"],
+        "compact_records_per_s": big["compact_records_per_s"],
+        "driver_python_rss_ratio_large_over_small":
+            round(float(big["peak_rss_python_mb"]) / float(runs[str(small)]["peak_rss_python_mb"]), 3),
+        "runs": runs,
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,205 @@
+"""The I/O half of compaction: read a landing hour, call the transforms in jobs.compact, write, audit."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from jobs import audit
+from jobs import names as N
+from jobs.compact import (
+    drop_rows, duplicate_rows, feature_sightings, feature_types_of, first_records, infer_feature_types,
+    run_stats, to_feature_logs, to_quarantine, with_source_lines,
+)
+from jobs.config import FeatureType, Warehouse
+from jobs.errors import ConfigError, InvariantError
+from jobs.logformat import hour_folder, parse_date, parse_hour
+from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
+from jobs.progress import Progress
+from jobs.tables import (
+    LandingFile, ensure_table, is_table, last_commit, list_files, list_subfolders, qualify, table_path,
+)
+
+SUFFIXES = (".jsonl", ".jsonl.gz")
+# Min/max statistics only where queries and replaceWhere prune: not on every nested feature.
+FEATURE_LOG_PROPERTIES = {
+    "delta.dataSkippingStatsColumns": f"{N.REQUEST_ID},{N.LOGGED_AT},{N.LANDING_HOUR},{N.SAMPLE_RATE}",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    when = parser.add_mutually_exclusive_group(required=True)
+    when.add_argument("--hour", help="landing hour to compact, e.g. 2026-11-25T13")
+    when.add_argument("--date", help="compact every landed hour of this date, e.g. 2026-11-25")
+
+
+def hours_to_run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> list[datetime]:
+    if args.hour:
+        return [parse_hour(args.hour)]
+    day = parse_date(args.date)
+    folder = f"{qualify(wh.paths.landing)}/{N.PREDICTIONS_DIR}/date={day:%Y-%m-%d}"
+    return [day.replace(hour=int(name.split("=")[1])) for name in list_subfolders(spark, folder, "hour=")]
+
+
+def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
+    progress = Progress("compact")
+    hours = hours_to_run(spark, wh, args)
+    if not hours:
+        progress.step(f"no landing hours found for {args.date}")
+    results = []
+    for hour in hours:
+        results.append(compact_hour(spark, wh, hour, progress))
+    keys = ("files", "records_read", "loaded", "duplicates", "quarantined", "late_records")
+    total: dict[str, Any] = {k: sum(r[k] for r in results) for k in keys}
+    total.update(job="compact", hours=len(results), runs=[r["run_id"] for r in results],
+                 seconds=progress.elapsed())
+    from jobs.progress import summary
+
+    summary(total)
+    return 0
+
+
+def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) -> DataFrame:
+    # ignoreCorruptFiles: a truncated gzip yields the lines before the cut instead of failing the run.
+    df = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files])
+    return df.select(
+        F.col("value").alias(N.RAW_VALUE),
+        F.col("_metadata.file_path").alias(N.SOURCE_FILE),
+        F.col("_metadata.file_block_start").alias(N.SPLIT_START),
+        F.monotonically_increasing_id().alias(N.ROW_ID),
+        F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR),
+    ).select(*LINE_COLUMNS)
+
+
+def table_features(spark: SparkSession, path: str) -> dict[str, FeatureType]:
+    if not is_table(spark, path):
+        return {}
+    struct = spark.read.format("delta").load(path).schema[N.FEATURES].dataType
+    assert isinstance(struct, T.StructType)
+    return feature_types_of([(f.name, f.dataType.simpleString()) for f in struct.fields])
+
+
+def parse_rules(wh: Warehouse, hour: datetime, existing: dict[str, FeatureType]) -> ParseRules:
+    features = dict(existing)
+    for name, ftype in wh.declared_features().items():
+        if name in existing and existing[name] != ftype:
+            raise ConfigError(wh.source, f"models: feature {name}.type",
+                              f"declared {ftype} but {N.FEATURE_LOGS} stores it as {existing[name]}")
+        features.setdefault(name, ftype)
+    c = wh.compaction
+    return ParseRules(hour, timedelta(hours=c.late_tolerance_hours),
+                      timedelta(minutes=c.future_tolerance_minutes), features)
+
+
+def _ts(value: datetime) -> str:
+    return f"TIMESTAMP'{value:%Y-%m-%d %H:%M:%S}'"
+
+
+def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: Progress) -> dict[str, Any]:
+    started = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"compact-{hour:%Y%m%dT%H}-{uuid.uuid4().hex[:10]}"
+    label = f"{hour:%Y-%m-%dT%H}"
+    files = list_files(spark, f"{qualify(wh.paths.landing)}/{hour_folder(N.PREDICTIONS_DIR, hour)}", SUFFIXES)
+    fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    q_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
+    rules = parse_rules(wh, hour, table_features(spark, fl_path))
+    progress.step(f"hour {label}: {len(files)} files, {sum(f.size for f in files) / 1e6:.1f} MB")
+    naive_hour = hour.replace(tzinfo=None)
+    lines = read_lines(spark, files, naive_hour) if files else spark.createDataFrame([], _line_schema())
+    classified = classify(parse_lines(lines), rules).persist(StorageLevel.MEMORY_AND_DISK)
+    firsts = dups = None
+    try:
+        stats = run_stats(classified).collect()
+        progress.step(f"hour {label}: parsed {sum(r['n'] for r in stats)} lines")
+        firsts = first_records(classified).persist(StorageLevel.MEMORY_AND_DISK)
+        new_features = {k: v for k, v in infer_feature_types(
+            [(r["name"], r["values"], r["numeric"], r["boolean"]) for r in feature_sightings(classified).collect()]
+        ).items() if k not in rules.features}
+        valid_hours = [r["hour"] for r in stats if r[N.REASON] is None]
+        existing = _existing_ids(spark, wh, fl_path, naive_hour, valid_hours)
+        dups = duplicate_rows(classified, existing).persist(StorageLevel.MEMORY_AND_DISK)
+        dup_counts = {r[N.DUP_KIND]: r["n"] for r in dups.groupBy(N.DUP_KIND).agg(F.count(F.lit(1)).alias("n")).collect()}
+        located = with_source_lines(classified, firsts)
+        rows = to_feature_logs(drop_rows(located, dups), new_features, run_id, started)
+        obs = Observation(f"loaded-{run_id}")
+        final = rows.observe(obs, F.count(F.lit(1)).alias("loaded"))
+        ensure_table(spark, fl_path, final.schema, N.FEATURE_LOG_PARTITIONS, FEATURE_LOG_PROPERTIES)
+        lo = (naive_hour - rules.late_tolerance).date()
+        hi = (naive_hour + timedelta(hours=1) + rules.future_tolerance).date()
+        (final.write.format("delta").mode("overwrite").option("mergeSchema", "true")
+         .option("replaceWhere", f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' "
+                                 f"AND {N.LANDING_HOUR} = {_ts(naive_hour)}")
+         .partitionBy(*N.FEATURE_LOG_PARTITIONS).save(fl_path))
+        fl_commit = last_commit(spark, fl_path)
+        dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
+                 N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
+        progress.step(f"hour {label}: feature_logs v{fl_commit['version']} written")
+        quarantine = to_quarantine(located, run_id, started).coalesce(1)
+        ensure_table(spark, q_path, quarantine.schema, N.QUARANTINE_PARTITIONS, {})
+        (quarantine.write.format("delta").mode("overwrite")
+         .option("replaceWhere", f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' "
+                                 f"AND {N.LANDING_HOUR} = {_ts(naive_hour)}")
+         .partitionBy(*N.QUARANTINE_PARTITIONS).save(q_path))
+        q_commit = last_commit(spark, q_path)
+        progress.step(f"hour {label}: quarantine v{q_commit['version']} written")
+        optimized = _optimize(spark, wh, fl_path, sorted(set(valid_hours)))
+    finally:
+        for df in (classified, firsts, dups):
+            if df is not None:
+                df.unpersist()
+    record = audit.compaction_record(
+        run_id=run_id, hour=naive_hour, started=started, files=files, stats=stats, dedup=dedup,
+        new_features=new_features, known_models={m.name for m in wh.models},
+        versions=(fl_commit["version"], q_commit["version"]), optimized=optimized, config=wh.source,
+    )
+    audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
+    progress.step(
+        f"hour {label}: read={record['records_read']} loaded={record['loaded']} "
+        f"duplicates={record['duplicates']} quarantined={record['quarantined']} late={record['late_records']} "
+        f"new_features={sorted(new_features)} ({record['duration_s']:.1f}s)")
+    if record["records_read"] != record["loaded"] + record["duplicates"] + record["quarantined"]:
+        raise InvariantError(f"run {run_id}: read != loaded + duplicates + quarantined: {record}")
+    return record
+
+
+def _line_schema() -> T.StructType:
+    return T.StructType([
+        T.StructField(N.RAW_VALUE, T.StringType()), T.StructField(N.SOURCE_FILE, T.StringType()),
+        T.StructField(N.SPLIT_START, T.LongType()), T.StructField(N.ROW_ID, T.LongType()),
+        T.StructField(N.LANDING_HOUR, T.TimestampType()),
+    ])
+
+
+def _existing_ids(spark: SparkSession, wh: Warehouse, path: str, hour: datetime,
+                  event_hours: list[datetime]) -> DataFrame:
+    """Request ids already loaded by other landing hours near this run's event hours."""
+    if not event_hours or not is_table(spark, path):
+        return spark.createDataFrame([], T.StructType([T.StructField(N.REQUEST_ID, T.StringType())]))
+    pad = timedelta(hours=wh.compaction.dedup_lookback_hours)
+    lo, hi = (min(event_hours) - pad).date(), (max(event_hours) + pad).date()
+    table = spark.read.format("delta").load(path)
+    return table.where((F.col(N.EVENT_DATE) >= F.lit(lo)) & (F.col(N.EVENT_DATE) <= F.lit(hi))
+                       & (F.col(N.LANDING_HOUR) != F.lit(hour).cast("timestamp"))).select(N.REQUEST_ID)
+
+
+def _optimize(spark: SparkSession, wh: Warehouse, path: str, event_hours: list[datetime]) -> list[str]:
+    """Compact the small files of each touched event hour once it holds `min_files` or more."""
+    policy = wh.compaction.optimize
+    done: list[str] = []
+    if not policy.enabled or not is_table(spark, path):
+        return done
+    for h in event_hours:
+        pred = f"{N.EVENT_DATE} = DATE'{h.date()}' AND {N.EVENT_HOUR} = {h.hour}"
+        n_files = len(spark.read.format("delta").load(path).where(pred).inputFiles())
+        if n_files >= policy.min_files:
+            DeltaTable.forPath(spark, path).optimize().where(pred).executeCompaction()
+            done.append(f"{h:%Y-%m-%dT%H}")
+    return done

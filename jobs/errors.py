@@ -1,0 +1,57 @@
+"""Named exceptions. Each carries the context a user needs to fix the cause."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+
+class SkewlessError(Exception):
+    """Base of every error this project raises on purpose."""
+
+    exit_code = 3
+
+
+class ConfigError(SkewlessError, ValueError):
+    """Configuration is invalid; raised before any write. `key` is the dotted path of the bad key."""
+
+    exit_code = 2
+
+    def __init__(self, source: str, key: str, message: str) -> None:
+        self.source = source
+        self.key = key
+        super().__init__(f"{source}: {key}: {message}" if key else f"{source}: {message}")
+
+
+class UsageError(SkewlessError, ValueError):
+    """A command-line argument is invalid."""
+
+    exit_code = 2
+
+
+class MissingColumnsError(SkewlessError, ValueError):
+    """A DataFrame lacks columns a transform needs."""
+
+    def __init__(self, where: str, expected: Iterable[str], actual: Iterable[str]) -> None:
+        exp, act = sorted(expected), sorted(actual)
+        missing = sorted(set(exp) - set(act))
+        self.missing = missing
+        super().__init__(f"{where}: missing columns {missing}; expected {exp}, got {act}")
+
+
+class DeltaJarsMissingError(SkewlessError, RuntimeError):
+    """The Delta Lake jars are not in the project's jar folder."""
+
+    exit_code = 2
+
+
+class TableNotFoundError(SkewlessError, LookupError):
+    """A table the command needs has not been written yet."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, path: str) -> None:
+        super().__init__(f"table {name!r} does not exist yet at {path}")
+
+
+class InvariantError(SkewlessError, AssertionError):
+    """A run's counts do not reconcile (read != loaded + duplicates + quarantined)."""

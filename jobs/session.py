@@ -1,0 +1,53 @@
+"""The one Spark session builder: Delta extension and catalog, UTC, sized for the machine.
+
+Under spark-submit the JVM already exists, so master, jars and driver memory come from the submit
+line and are never set here; under plain `python` they come from conf/warehouse.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+
+from pyspark.sql import SparkSession
+
+from jobs.config import SparkSettings
+from jobs.jars import require_jars
+
+
+def under_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands its gateway port to the Python driver.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def base_conf(settings: SparkSettings) -> dict[str, str]:
+    conf = {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        # Delta's replaceWhere on data columns (landing_hour) is how a rerun replaces its own rows.
+        "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        # Delta replays its log with this many tasks (default 50): match the machine, not a cluster.
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+    }
+    conf.update(settings.conf)
+    return conf
+
+
+def build_session(settings: SparkSettings) -> SparkSession:
+    builder = SparkSession.builder.appName(settings.app_name)
+    for key, value in base_conf(settings).items():
+        builder = builder.config(key, value)
+    if not under_spark_submit():
+        builder = builder.master(settings.master)
+        builder = builder.config("spark.driver.memory", settings.driver_memory)
+        if "spark.jars" not in settings.conf and "spark.jars.packages" not in settings.conf:
+            builder = builder.config("spark.jars", ",".join(str(p) for p in require_jars()))
+        # Local mode talks to itself only: bind to loopback instead of guessing an interface.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    spark = builder.getOrCreate()
+    spark.sparkContext.setLogLevel("WARN")
+    return spark

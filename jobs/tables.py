@@ -1,0 +1,100 @@
+"""Where tables live and small Delta/Hadoop helpers shared by jobs (session in, plain values out)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StructType
+
+from jobs import names as N
+from jobs.errors import TableNotFoundError
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def qualify(path: str) -> str:
+    """Local paths become absolute (Spark resolves relative ones against its own cwd); URIs pass."""
+    return path if _SCHEME.match(path) else str(Path(path).resolve())
+
+
+def table_path(warehouse: str, name: str) -> str:
+    return f"{qualify(warehouse).rstrip('/')}/{name}"
+
+
+def is_table(spark: SparkSession, path: str) -> bool:
+    return bool(DeltaTable.isDeltaTable(spark, path))
+
+
+def read_table(spark: SparkSession, warehouse: str, name: str) -> DataFrame:
+    path = table_path(warehouse, name)
+    if not is_table(spark, path):
+        raise TableNotFoundError(name, path)
+    return spark.read.format("delta").load(path)
+
+
+def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
+    """Version, operation and metrics of a table's latest commit (one log entry, not data)."""
+    row = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "operationMetrics").first()
+    assert row is not None
+    return {"version": int(row["version"]), "operation": row["operation"],
+            "metrics": dict(row["operationMetrics"] or {})}
+
+
+def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions: tuple[str, ...],
+                 properties: dict[str, str]) -> None:
+    """Create the Delta table with its partitioning and properties if it does not exist yet."""
+    if is_table(spark, path):
+        return
+    builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(*partitions)
+    for key, value in properties.items():
+        builder = builder.property(key, value)
+    builder.execute()
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: str
+    size: int
+
+
+def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> list[LandingFile]:
+    """Files directly in `folder` (any Hadoop filesystem), skipping hidden and in-progress names."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    if not fs.exists(hpath):
+        return []
+    out = []
+    for status in fs.listStatus(hpath):
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith((".", "_")) and name.endswith(suffixes):
+            out.append(LandingFile(status.getPath().toString(), int(status.getLen())))
+    return sorted(out, key=lambda f: f.path)
+
+
+def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    if not fs.exists(hpath):
+        return []
+    return sorted(s.getPath().getName() for s in fs.listStatus(hpath)
+                  if s.isDirectory() and s.getPath().getName().startswith(prefix))
+
+
+def register_views(spark: SparkSession, warehouse: str, tables: tuple[str, ...] = N.TABLES) -> list[str]:
+    """Temp views so plain table names resolve in Spark SQL; returns the names that exist."""
+    found = []
+    for name in tables:
+        path = table_path(warehouse, name)
+        if is_table(spark, path):
+            spark.read.format("delta").load(path).createOrReplaceTempView(name)
+            found.append(name)
+    return found
