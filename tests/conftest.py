@@ -1,0 +1,64 @@
+"""Shared fixtures: one local Spark session for the whole run, and helpers that write landing files."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+
+from jobs.config import SparkSettings, Warehouse, load
+from jobs.session import build_session
+
+ROOT = Path(__file__).resolve().parent.parent
+HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[SparkSession]:
+    settings = SparkSettings(master="local[2]", app_name="skewless-tests", shuffle_partitions=2,
+                             driver_memory="2g", conf={"spark.ui.enabled": "false"})
+    session = build_session(settings)
+    yield session
+    session.stop()
+
+
+@pytest.fixture()
+def warehouse(tmp_path: Path) -> Warehouse:
+    """The repo's config (models included) with landing and tables under tmp_path."""
+    wh = load(ROOT / "conf" / "warehouse.yaml")
+    return wh.with_paths(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "warehouse"))
+
+
+def record(request_id: str, logged_at: str = "2026-11-25T13:10:00.000Z", **overrides: Any) -> dict[str, Any]:
+    """A valid format-v1 record of the fraud model, with any field overridden."""
+    rec: dict[str, Any] = {
+        "schema_version": 1, "request_id": request_id, "logged_at": logged_at,
+        "model": {"name": "fraud", "version": "v1"},
+        "entity": {"user_id": "u1", "email": "a@example.com", "ip": "10.1.2.3"},
+        "features": {"amount": 12.5, "country": "DE", "card_present": True, "ip_risk": None},
+        "feature_status": {"ip_risk": "timeout"},
+        "prediction": {"score": 0.25, "decision": "approve"},
+        "sample_rate": 0.1,
+        "context": {"region": "eu-west-1"},
+    }
+    rec.update(overrides)
+    return rec
+
+
+def write_hour(landing: str | Path, hour: datetime, name: str, lines: list[Any], gz: bool = True) -> Path:
+    """Write records (dicts become JSON, str/bytes are written as they are) into an hour folder."""
+    folder = Path(landing) / "predictions" / f"date={hour:%Y-%m-%d}" / f"hour={hour:%H}"
+    folder.mkdir(parents=True, exist_ok=True)
+    body = b"".join(
+        (line if isinstance(line, bytes) else
+         (line if isinstance(line, str) else json.dumps(line)).encode()) + b"\n"
+        for line in lines)
+    path = folder / (name + (".jsonl.gz" if gz else ".jsonl"))
+    path.write_bytes(gzip.compress(body) if gz else body)
+    return path

@@ -1,0 +1,143 @@
+"""Compaction end to end on small landing files: dedup, late records, reconciliation, reruns, crashes,
+schema evolution. Tables live under tmp_path."""
+
+from __future__ import annotations
+
+import gzip
+import json
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from jobs import compact_run
+from jobs import names as N
+from jobs.config import Warehouse
+from jobs.progress import Progress
+from jobs.tables import read_table
+
+from .conftest import HOUR, record, write_hour
+
+RUN_COLUMNS = [N.RUN_ID, N.INGESTED_AT]
+
+
+def _compact(spark: SparkSession, wh: Warehouse, hour: Any = HOUR) -> dict[str, Any]:
+    return compact_run.compact_hour(spark, wh, hour, Progress("test"))
+
+
+def _table(spark: SparkSession, wh: Warehouse, name: str) -> DataFrame:
+    return read_table(spark, wh.paths.warehouse, name)
+
+
+def _reconciles(audit: dict[str, Any]) -> bool:
+    return audit["records_read"] == audit["loaded"] + audit["duplicates"] + audit["quarantined"]
+
+
+def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, warehouse: Warehouse) -> None:
+    landing = warehouse.paths.landing
+    r3_retry = record("r3", logged_at="2026-11-25T13:30:01.000Z", prediction={"score": 0.0})
+    write_hour(landing, HOUR, "pod-0-a", [
+        record("r1"), record("r2", logged_at="2026-11-25T13:20:00.000Z"),
+        record("r2", logged_at="2026-11-25T13:20:00.000Z"),            # identical client retry
+        r3_retry, record("r3", logged_at="2026-11-25T13:30:00.000Z"),  # retry first in file, logged later
+        '{"request_id": "r5", "logged_at": ',                          # truncated line
+        record("r4", logged_at="2026-11-25T12:50:00.000Z"),            # late: belongs to hour 12
+    ])
+    write_hour(landing, HOUR, "pod-1-empty", [], gz=False)
+    cut = gzip.compress(b"".join(json.dumps(record(f"t{i}")).encode() + b"\n" for i in range(200)))
+    truncated = Path(write_hour(landing, HOUR, "pod-2-crashed", []))
+    truncated.write_bytes(cut[: len(cut) // 2])  # a host crashed mid-upload
+    Path(landing, "predictions", "date=2026-11-25", "hour=13", ".pod-3.jsonl.gz.inprogress").write_bytes(b"x")
+
+    audit = _compact(spark, warehouse)
+
+    assert _reconciles(audit), audit
+    assert audit["files"] == 3 and audit["duplicates_in_run"] == 2 and audit["duplicates_existing"] == 0
+    assert audit["quarantined_by_reason"].get("malformed_json", 0) >= 1
+    assert audit["late_records"] == 1 and audit["event_hours"] == ["2026-11-25T12", "2026-11-25T13"]
+    logs = _table(spark, warehouse, N.FEATURE_LOGS)
+    kept = logs.where(F.col(N.REQUEST_ID).isin("r1", "r2", "r3", "r4")).select(
+        N.REQUEST_ID, F.date_format(N.LOGGED_AT, "HH:mm:ss").alias("at"), N.EVENT_HOUR, "prediction.score")
+    expected = spark.createDataFrame(
+        [("r1", "13:10:00", 13, 0.25), ("r2", "13:20:00", 13, 0.25), ("r3", "13:30:00", 13, 0.25),
+         ("r4", "12:50:00", 12, 0.25)], kept.schema)
+    assertDataFrameEqual(kept, expected)
+    assert logs.where(F.col(N.REQUEST_ID).startswith("t")).count() > 0  # the readable part of the cut file
+    q = _table(spark, warehouse, N.FEATURE_LOGS_QUARANTINE).where(F.col(N.SOURCE_FILE).contains("pod-0-a"))
+    row = q.select(N.REASON, N.SOURCE_LINE, N.RAW_TEXT).first()
+    assert row is not None and tuple(row) == ("malformed_json", 6, '{"request_id": "r5", "logged_at": ')
+    runs = _table(spark, warehouse, N.INGESTION_AUDIT).collect()
+    assert len(runs) == 1 and runs[0]["loaded"] == audit["loaded"] and runs[0]["status"] == "succeeded"
+
+
+def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession, warehouse: Warehouse) -> None:
+    landing = warehouse.paths.landing
+    nxt = HOUR + timedelta(hours=1)
+    write_hour(landing, HOUR, "pod-0", [record("a1"), record("a2"), "not json"])
+    write_hour(landing, nxt, "pod-0", [record("a2"), record("b1", logged_at="2026-11-25T14:05:00Z")])
+    first = _compact(spark, warehouse)
+    second = _compact(spark, warehouse, nxt)
+    assert (second["loaded"], second["duplicates_existing"]) == (1, 1)  # a2 was loaded by hour 13
+    snapshot = [_table(spark, warehouse, t).drop(*RUN_COLUMNS).cache() for t in
+                (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE)]
+    for t in snapshot:
+        t.count()
+
+    again = _compact(spark, warehouse)
+
+    for key in ("records_read", "loaded", "duplicates", "quarantined"):
+        assert again[key] == first[key], key
+    for before, name in zip(snapshot, (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE), strict=True):
+        assertDataFrameEqual(_table(spark, warehouse, name).drop(*RUN_COLUMNS), before)
+    audits = _table(spark, warehouse, N.INGESTION_AUDIT)
+    assert audits.count() == 3
+    assert all(_reconciles(r.asDict()) for r in audits.collect())
+
+
+def test_killed_run_converges_on_rerun(spark: SparkSession, warehouse: Warehouse, tmp_path: Path,
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    write_hour(warehouse.paths.landing, HOUR, "pod-0", [record("k1"), record("k2"), record("k2"), "{oops"])
+    clean = warehouse.with_paths(warehouse=str(tmp_path / "clean"))
+    _compact(spark, clean)
+
+    def die(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("killed between the feature_logs and quarantine commits")
+
+    with monkeypatch.context() as m:
+        m.setattr(compact_run, "to_quarantine", die)
+        with pytest.raises(RuntimeError, match="killed"):
+            _compact(spark, warehouse)
+    assert _table(spark, warehouse, N.FEATURE_LOGS).count() == 2  # one commit visible, nothing partial
+    _compact(spark, warehouse)
+    for name in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE):
+        assertDataFrameEqual(_table(spark, warehouse, name).drop(*RUN_COLUMNS, N.SOURCE_FILE),
+                             _table(spark, clean, name).drop(*RUN_COLUMNS, N.SOURCE_FILE))
+    assert _table(spark, warehouse, N.INGESTION_AUDIT).count() == 1  # the killed run left no audit row
+
+
+def test_new_features_extend_the_schema_and_unknown_models_load(spark: SparkSession, warehouse: Warehouse) -> None:
+    landing = warehouse.paths.landing
+    nxt = HOUR + timedelta(hours=1)
+    write_hour(landing, HOUR, "pod-0", [record("s1")])
+    later = {"amount": 5.0, "embedding_norm": 0.75, "merchant_tier": "gold", "all_null_so_far": None}
+    write_hour(landing, nxt, "pod-0", [
+        record("s2", logged_at="2026-11-25T14:01:00Z", features=later),
+        record("s3", logged_at="2026-11-25T14:02:00Z", model={"name": "ranker", "version": "v1"},
+               features={"clicks_7d": 3}),
+    ])
+    _compact(spark, warehouse)
+    audit = _compact(spark, warehouse, nxt)
+
+    assert audit["new_features"] == {"clicks_7d": "numeric", "embedding_norm": "numeric",
+                                     "merchant_tier": "categorical"}
+    assert audit["unknown_models"] == ["ranker"]
+    logs = _table(spark, warehouse, N.FEATURE_LOGS)
+    got = logs.select(N.REQUEST_ID, "features.embedding_norm", "features.merchant_tier", "features.clicks_7d")
+    expected = spark.createDataFrame(
+        [("s1", None, None, None), ("s2", 0.75, "gold", None), ("s3", None, None, 3.0)], got.schema)
+    assertDataFrameEqual(got, expected)
+    assert dict(logs.select("features.*").dtypes)["embedding_norm"] == "double"
