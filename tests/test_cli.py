@@ -1,0 +1,81 @@
+"""The CLI and spark-submit, run as a user runs them: in subprocesses."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from jobs.jars import jar_paths
+
+from .conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def _run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+    return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def test_help_explains_commands_and_exit_codes() -> None:
+    top = _run(str(BIN / "skewless"), "--help")
+    assert top.returncode == 0
+    for word in ("generate", "compact", "sql", "exit codes"):
+        assert word in top.stdout
+    sub = _run(str(BIN / "skewless"), "compact", "--help")
+    assert sub.returncode == 0 and "--hour" in sub.stdout and "--date" in sub.stdout
+
+
+def test_bad_config_fails_before_any_write(tmp_path: Path) -> None:
+    conf = tmp_path / "bad.yaml"
+    conf.write_text("compaction:\n  late_tolerance_hourz: 3\n")
+    out = _run(str(BIN / "skewless"), "--config", str(conf), "--warehouse", str(tmp_path / "wh"),
+               "compact", "--hour", "2026-11-25T13")
+    assert out.returncode == 2
+    assert "compaction.late_tolerance_hourz: unknown key" in out.stderr
+    assert not (tmp_path / "wh").exists()
+
+
+def test_usage_error_exit_code(tmp_path: Path) -> None:
+    out = _run(str(BIN / "skewless"), "--landing", str(tmp_path), "generate", "--start", "yesterday")
+    assert out.returncode == 2 and "not an hour" in out.stderr
+
+
+def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
+    roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]
+    gen = _run(str(BIN / "skewless"), *roots, "generate", "--start", "2026-11-25T13", "--hours", "1",
+               "--rps", "4", "--hosts", "2", "--seed", "3")
+    assert gen.returncode == 0, gen.stderr
+    generated = json.loads(gen.stdout.strip().splitlines()[-1])
+
+    comp = _run(str(BIN / "skewless"), *roots, "compact", "--hour", "2026-11-25T13")
+    assert comp.returncode == 0, comp.stderr[-3000:]
+    summary = json.loads(comp.stdout.strip().splitlines()[-1])
+    assert summary["records_read"] == generated["records"] + generated["retries"] + generated["broken"]
+    assert summary["records_read"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"]
+    assert "hour 2026-11-25T13" in comp.stderr  # progress per hour
+
+    sql = _run(str(BIN / "skewless"), *roots, "sql", "--format", "json",
+               "SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM feature_logs")
+    assert sql.returncode == 0, sql.stderr[-3000:]
+    assert json.loads(sql.stdout.strip()) == {"n": summary["loaded"], "ids": summary["loaded"]}
+
+    bad = _run(str(BIN / "skewless"), *roots, "sql", "SELECT nope FROM feature_logs")
+    assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_spark_submit_runs_the_job_file(tmp_path: Path) -> None:
+    roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]
+    gen = _run(str(BIN / "skewless"), *roots, "generate", "--start", "2026-11-25T13", "--rps", "2",
+               "--hosts", "1", "--no-quirks")
+    assert gen.returncode == 0, gen.stderr
+    jars = ",".join(str(p) for p in jar_paths())
+    out = _run(str(BIN / "spark-submit"), "--master", "local[1]", "--jars", jars,
+               "--conf", "spark.sql.shuffle.partitions=2", "--conf", "spark.ui.enabled=false",
+               "jobs/compact.py", "--hour", "2026-11-25T13", *roots)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    assert summary["loaded"] > 0 and summary["quarantined"] == 0
