@@ -49,7 +49,8 @@ def worker(records: int, work: Path) -> dict[str, object]:
     size = sum(f.size for f in files)
 
     started = time.perf_counter()
-    base = spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT).json([f.path for f in files])
+    base = (spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT)
+            .option("ignoreCorruptFiles", "true").json([f.path for f in files]))
     ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
     (base.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
      .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).parquet(str(work / "baseline")))

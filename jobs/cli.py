@@ -50,7 +50,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args: argparse.Namespace) -> Warehouse:
-    wh = load(Path(args.config))
+    path = Path(args.config)
+    if args.config == DEFAULT_CONFIG and not path.exists():
+        # Run from outside the project (e.g. spark-submit from another folder): use the project's own.
+        path = Path(__file__).resolve().parent.parent / DEFAULT_CONFIG
+    wh = load(path)
     return wh.with_paths(landing=args.landing, warehouse=args.warehouse)
 
 

@@ -16,8 +16,16 @@ from pyspark.sql import types as T
 from jobs import audit
 from jobs import names as N
 from jobs.compact import (
-    drop_rows, duplicate_rows, feature_sightings, feature_types_of, first_records, infer_feature_types,
-    run_stats, to_feature_logs, to_quarantine, with_source_lines,
+    drop_rows,
+    duplicate_rows,
+    feature_sightings,
+    feature_types_of,
+    first_records,
+    infer_feature_types,
+    run_stats,
+    to_feature_logs,
+    to_quarantine,
+    with_source_lines,
 )
 from jobs.config import FeatureType, Warehouse
 from jobs.errors import ConfigError, InvariantError
@@ -25,7 +33,14 @@ from jobs.logformat import hour_folder, parse_date, parse_hour
 from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
 from jobs.progress import Progress
 from jobs.tables import (
-    LandingFile, ensure_table, is_table, last_commit, list_files, list_subfolders, qualify, table_path,
+    LandingFile,
+    ensure_table,
+    is_table,
+    last_commit,
+    list_files,
+    list_subfolders,
+    qualify,
+    table_path,
 )
 
 SUFFIXES = (".jsonl", ".jsonl.gz")
@@ -114,7 +129,8 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
     progress.step(f"hour {label}: {len(files)} files, {sum(f.size for f in files) / 1e6:.1f} MB")
     naive_hour = hour.replace(tzinfo=None)
     lines = read_lines(spark, files, naive_hour) if files else spark.createDataFrame([], _line_schema())
-    classified = classify(parse_lines(lines), rules).persist(StorageLevel.MEMORY_AND_DISK)
+    # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
+    classified = classify(parse_lines(lines), rules).persist(StorageLevel.DISK_ONLY)
     firsts = dups = None
     try:
         stats = run_stats(classified).collect()
@@ -126,29 +142,22 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         valid_hours = [r["hour"] for r in stats if r[N.REASON] is None]
         existing = _existing_ids(spark, wh, fl_path, naive_hour, valid_hours)
         dups = duplicate_rows(classified, existing).persist(StorageLevel.MEMORY_AND_DISK)
-        dup_counts = {r[N.DUP_KIND]: r["n"] for r in dups.groupBy(N.DUP_KIND).agg(F.count(F.lit(1)).alias("n")).collect()}
+        dup_counts = {r[0]: r[1] for r in dups.groupBy(N.DUP_KIND).count().collect()}
         located = with_source_lines(classified, firsts)
         rows = to_feature_logs(drop_rows(located, dups), new_features, run_id, started)
         obs = Observation(f"loaded-{run_id}")
-        final = rows.observe(obs, F.count(F.lit(1)).alias("loaded"))
-        ensure_table(spark, fl_path, final.schema, N.FEATURE_LOG_PARTITIONS, FEATURE_LOG_PROPERTIES)
         lo = (naive_hour - rules.late_tolerance).date()
         hi = (naive_hour + timedelta(hours=1) + rules.future_tolerance).date()
-        (final.write.format("delta").mode("overwrite").option("mergeSchema", "true")
-         .option("replaceWhere", f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' "
-                                 f"AND {N.LANDING_HOUR} = {_ts(naive_hour)}")
-         .partitionBy(*N.FEATURE_LOG_PARTITIONS).save(fl_path))
-        fl_commit = last_commit(spark, fl_path)
+        fl_commit = _replace_landing_hour(
+            rows.observe(obs, F.count(F.lit(1)).alias("loaded")), fl_path, N.FEATURE_LOG_PARTITIONS,
+            f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}",
+            FEATURE_LOG_PROPERTIES)
         dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
                  N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
         progress.step(f"hour {label}: feature_logs v{fl_commit['version']} written")
-        quarantine = to_quarantine(located, run_id, started).coalesce(1)
-        ensure_table(spark, q_path, quarantine.schema, N.QUARANTINE_PARTITIONS, {})
-        (quarantine.write.format("delta").mode("overwrite")
-         .option("replaceWhere", f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' "
-                                 f"AND {N.LANDING_HOUR} = {_ts(naive_hour)}")
-         .partitionBy(*N.QUARANTINE_PARTITIONS).save(q_path))
-        q_commit = last_commit(spark, q_path)
+        q_commit = _replace_landing_hour(
+            to_quarantine(located, run_id, started).coalesce(1), q_path, N.QUARANTINE_PARTITIONS,
+            f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}", {})
         progress.step(f"hour {label}: quarantine v{q_commit['version']} written")
         optimized = _optimize(spark, wh, fl_path, sorted(set(valid_hours)))
     finally:
@@ -160,14 +169,26 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         new_features=new_features, known_models={m.name for m in wh.models},
         versions=(fl_commit["version"], q_commit["version"]), optimized=optimized, config=wh.source,
     )
+    reconciled = record["records_read"] == record["loaded"] + record["duplicates"] + record["quarantined"]
+    record["status"] = "succeeded" if reconciled else "failed_reconciliation"
     audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
     progress.step(
         f"hour {label}: read={record['records_read']} loaded={record['loaded']} "
         f"duplicates={record['duplicates']} quarantined={record['quarantined']} late={record['late_records']} "
         f"new_features={sorted(new_features)} ({record['duration_s']:.1f}s)")
-    if record["records_read"] != record["loaded"] + record["duplicates"] + record["quarantined"]:
+    if not reconciled:
         raise InvariantError(f"run {run_id}: read != loaded + duplicates + quarantined: {record}")
     return record
+
+
+def _replace_landing_hour(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
+                          properties: dict[str, str]) -> dict[str, Any]:
+    """One Delta commit that swaps the landing hour's rows for `df`: a rerun converges, a crash before
+    the commit leaves the previous version. New feature columns merge into the schema."""
+    ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions, properties=properties)
+    (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
+     .partitionBy(*partitions).save(path))
+    return last_commit(df.sparkSession, path)
 
 
 def _line_schema() -> T.StructType:

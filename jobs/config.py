@@ -118,7 +118,7 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
                 kwargs[name] = _convert(hints[name], value[name], source, sub)
             elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                 raise ConfigError(source, sub, "required key is missing")
-        return tp(**kwargs)
+        return tp(**kwargs)  # type: ignore[operator]  # a dataclass class, checked above
     if origin is Literal:
         if value not in get_args(tp):
             allowed = ", ".join(map(str, get_args(tp)))

@@ -67,7 +67,7 @@ def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> l
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(hpath):
         return []
     out = []
@@ -82,7 +82,7 @@ def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None
     hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())  # type: ignore[union-attr]
+    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
     if not fs.exists(hpath):
         return []
     return sorted(s.getPath().getName() for s in fs.listStatus(hpath)
