@@ -37,6 +37,7 @@ AUDIT_SCHEMA = T.StructType([
     T.StructField("quarantine_version", T.LongType()),
     T.StructField("optimized_hours", T.ArrayType(T.StringType())),
     T.StructField("config", T.StringType()),
+    T.StructField("details", T.MapType(T.StringType(), T.LongType())),  # job-specific counts
 ])
 
 

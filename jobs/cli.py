@@ -26,7 +26,7 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import compact_run, generate_cmd, sql
+    from jobs import compact_run, generate_cmd, labels_run, sql
 
     parser = argparse.ArgumentParser(
         prog="skewless", description="Served-feature logging warehouse on Spark + Delta Lake.",
@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
          generate_cmd.add_arguments),
         ("compact", "compact landing hours into feature_logs, its quarantine and the audit",
          compact_run.add_arguments),
+        ("labels", "ingest one label date and update labeled_examples (point-in-time correct)",
+         labels_run.add_arguments),
         ("sql", "run Spark SQL where the project's tables resolve by plain name", sql.add_arguments),
         ("jars", "print the Delta jar paths for `spark-submit --jars`", lambda p: None),
     ]
@@ -75,6 +77,10 @@ def dispatch(args: argparse.Namespace) -> int:
         from jobs import compact_run
 
         return compact_run.run(spark, wh, args)
+    if args.command == "labels":
+        from jobs import labels_run
+
+        return labels_run.run(spark, wh, args)
     if args.command == "sql":
         from jobs import sql
 

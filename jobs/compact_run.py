@@ -148,14 +148,14 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         obs = Observation(f"loaded-{run_id}")
         lo = (naive_hour - rules.late_tolerance).date()
         hi = (naive_hour + timedelta(hours=1) + rules.future_tolerance).date()
-        fl_commit = _replace_landing_hour(
+        fl_commit = replace_rows(
             rows.observe(obs, F.count(F.lit(1)).alias("loaded")), fl_path, N.FEATURE_LOG_PARTITIONS,
             f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}",
             FEATURE_LOG_PROPERTIES)
         dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
                  N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
         progress.step(f"hour {label}: feature_logs v{fl_commit['version']} written")
-        q_commit = _replace_landing_hour(
+        q_commit = replace_rows(
             to_quarantine(located, run_id, started).coalesce(1), q_path, N.QUARANTINE_PARTITIONS,
             f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}", {})
         progress.step(f"hour {label}: quarantine v{q_commit['version']} written")
@@ -181,10 +181,10 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
     return record
 
 
-def _replace_landing_hour(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
-                          properties: dict[str, str]) -> dict[str, Any]:
-    """One Delta commit that swaps the landing hour's rows for `df`: a rerun converges, a crash before
-    the commit leaves the previous version. New feature columns merge into the schema."""
+def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
+                 properties: dict[str, str]) -> dict[str, Any]:
+    """One Delta commit that swaps the rows matching `where` (a landing hour, a label date) for `df`:
+    a rerun converges, a crash before the commit leaves the previous version. New columns merge."""
     ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions, properties=properties)
     (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
      .partitionBy(*partitions).save(path))

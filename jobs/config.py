@@ -60,9 +60,19 @@ class Feature:
 
 
 @dataclass(frozen=True)
+class LabelPolicy:
+    """How delayed labels become training labels for one model."""
+
+    window_days: int = 30                                  # labels observed later than this are ignored
+    unlabeled: Literal["negative", "drop"] = "drop"        # a row whose window closed with no label
+    conflict: Literal["latest", "earliest", "max"] = "latest"  # several labels: corrections win by default
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     name: str
     features: tuple[Feature, ...] = ()
+    labels: LabelPolicy = field(default_factory=LabelPolicy)
 
 
 @dataclass(frozen=True)
@@ -184,6 +194,8 @@ def load_models(directory: Path) -> tuple[ModelConfig, ...]:
 
 
 def _validate_model(model: ModelConfig, source: str) -> None:
+    if model.labels.window_days < 1:
+        raise ConfigError(source, "labels.window_days", "must be >= 1")
     seen: set[str] = set()
     for i, feat in enumerate(model.features):
         if not _NAME_RE.match(feat.name):

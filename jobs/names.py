@@ -8,7 +8,10 @@ from typing import Final
 FEATURE_LOGS: Final = "feature_logs"
 FEATURE_LOGS_QUARANTINE: Final = "feature_logs_quarantine"
 INGESTION_AUDIT: Final = "ingestion_audit"
-TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT)
+LABELS: Final = "labels"
+LABELS_QUARANTINE: Final = "labels_quarantine"
+LABELED_EXAMPLES: Final = "labeled_examples"
+TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"
@@ -36,6 +39,24 @@ SOURCE_LINE: Final = "source_line"
 RECORD_HASH: Final = "record_hash"
 RUN_ID: Final = "run_id"
 INGESTED_AT: Final = "ingested_at"
+
+# Label columns.
+LABEL: Final = "label"
+OBSERVED_AT: Final = "observed_at"
+SOURCE: Final = "source"
+LABEL_DATE: Final = "label_date"
+LABEL_OBSERVED_AT: Final = "label_observed_at"
+LABEL_SOURCE: Final = "label_source"
+LABEL_DELAY_S: Final = "label_delay_s"
+LABEL_STATE: Final = "label_state"
+WINDOW_END: Final = "window_end"
+LABELS_AS_OF: Final = "labels_as_of"
+STATE_LABELED: Final = "labeled"
+STATE_PENDING: Final = "pending"
+STATE_MATURED_NEGATIVE: Final = "matured_negative"
+STATE_MATURED_DROPPED: Final = "matured_dropped"
+MISSING_LABEL: Final = "missing_label"
+MISSING_OBSERVED_AT: Final = "missing_observed_at"
 
 # Quarantine-only columns.
 REASON: Final = "reason"

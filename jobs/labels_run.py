@@ -1,0 +1,164 @@
+"""The I/O half of the labels job: ingest one label date, then update `labeled_examples`."""
+
+from __future__ import annotations
+
+import argparse
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from delta.tables import DeltaTable
+from pyspark import StorageLevel
+from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import audit
+from jobs import names as N
+from jobs.compact_run import SUFFIXES, replace_rows
+from jobs.config import Warehouse
+from jobs.errors import InvariantError, UsageError
+from jobs.labels import (
+    EXAMPLE_COLUMNS, POLICY_SCHEMA, SERVED_COLUMNS, classify_labels, dedup_label_events, label_examples,
+    label_join_counts, policy_rows, to_label_quarantine, to_labels,
+)
+from jobs.logformat import parse_date
+from jobs.progress import Progress, summary
+from jobs.tables import ensure_table, is_table, last_commit, list_files, qualify, read_table, table_path
+
+LABEL_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+# Deletion vectors: a MERGE that touches a few rows per file marks them instead of rewriting the file.
+EXAMPLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
+_CHANGED = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (N.LABEL, N.LABEL_STATE, N.LABEL_OBSERVED_AT,
+                                                          N.LABEL_SOURCE, N.WINDOW_END))
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--date", required=True, help="label date folder to ingest, e.g. 2026-12-06")
+    p.add_argument("--full", action="store_true", help="recompute labeled_examples from scratch instead of MERGE")
+
+
+def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
+    try:
+        day = parse_date(args.date).replace(tzinfo=None)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
+    progress = Progress("labels")
+    started = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"labels-{day:%Y%m%d}-{uuid.uuid4().hex[:10]}"
+    counts = ingest(spark, wh, day, run_id, started, progress)
+    counts.update(update_examples(spark, wh, day, full=args.full, progress=progress))
+    reconciled = counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"]
+    record = {
+        N.RUN_ID: run_id, "job": "labels", "started_at": started, "finished_at": datetime.now(UTC).replace(tzinfo=None),
+        "status": "succeeded" if reconciled else "failed_reconciliation", "config": wh.source,
+        **{k: counts[k] for k in ("files", "bytes", "records_read", "loaded", "duplicates", "quarantined")},
+        "quarantined_by_reason": counts["quarantined_by_reason"],
+        "details": {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)},
+    }
+    record["duration_s"] = round((record["finished_at"] - started).total_seconds(), 3)
+    audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
+    summary({"job": "labels", "date": f"{day:%Y-%m-%d}", "run_id": run_id, "seconds": progress.elapsed(),
+             **{k: v for k, v in counts.items() if k != "quarantined_by_reason"}})
+    if not reconciled:
+        raise InvariantError(f"run {run_id}: read != loaded + duplicates + quarantined: {counts}")
+    return 0
+
+
+def ingest(spark: SparkSession, wh: Warehouse, day: datetime, run_id: str, started: datetime,
+           progress: Progress) -> dict[str, Any]:
+    folder = f"{qualify(wh.paths.landing)}/{N.LABELS_DIR}/date={day:%Y-%m-%d}"
+    files = list_files(spark, folder, SUFFIXES)
+    progress.step(f"labels {day:%Y-%m-%d}: {len(files)} files")
+    if files:
+        lines = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files]).select(
+            F.col("value").alias(N.RAW_VALUE), F.col("_metadata.file_path").alias(N.SOURCE_FILE),
+            F.monotonically_increasing_id().alias(N.ROW_ID), F.lit(day.date()).alias(N.LABEL_DATE))
+    else:
+        lines = spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, {N.ROW_ID} long, "
+                                          f"{N.LABEL_DATE} date")
+    classified = classify_labels(lines).persist(StorageLevel.MEMORY_AND_DISK)
+    try:
+        by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
+        events = dedup_label_events(classified)
+        obs = Observation(f"labels-{run_id}")
+        where = f"{N.LABEL_DATE} = DATE'{day:%Y-%m-%d}'"
+        observed = events.observe(obs, F.count_if(~F.col("_dup")).alias("loaded"),
+                                  F.count_if(F.col("_dup")).alias("duplicates"))
+        replace_rows(to_labels(observed, run_id, started), table_path(wh.paths.warehouse, N.LABELS),
+                     (N.LABEL_DATE,), where, LABEL_PROPERTIES)
+        replace_rows(to_label_quarantine(classified, run_id, started).coalesce(1),
+                     table_path(wh.paths.warehouse, N.LABELS_QUARANTINE), (N.LABEL_DATE,), where, {})
+        metrics = obs.get
+    finally:
+        classified.unpersist()
+    quarantined = {k: v for k, v in by_reason.items() if k is not None}
+    counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
+              "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
+              "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items()))}
+    progress.step(f"labels {day:%Y-%m-%d}: read={counts['records_read']} loaded={counts['loaded']} "
+                  f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
+    return counts
+
+
+def labels_as_of_watermark(labels: DataFrame) -> datetime:
+    """Labels are known through the end of the latest ingested label date."""
+    latest = labels.agg(F.max(N.LABEL_DATE)).first()
+    assert latest is not None and latest[0] is not None
+    return datetime.combine(latest[0], datetime.min.time()) + timedelta(days=1)
+
+
+def update_examples(spark: SparkSession, wh: Warehouse, day: datetime, *, full: bool,
+                    progress: Progress) -> dict[str, int]:
+    fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    if not is_table(spark, fl_path):
+        progress.step("no feature_logs yet: labels ingested, nothing to join")
+        return {"joinable": 0, "orphaned": 0, "before_prediction": 0, "updated": 0, "inserted": 0, "matured": 0}
+    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS)
+    labels = read_table(spark, wh.paths.warehouse, N.LABELS)
+    as_of = labels_as_of_watermark(labels)
+    policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
+    jc = label_join_counts(labels.where(F.col(N.LABEL_DATE) == F.lit(day.date())), served).first()
+    assert jc is not None
+    counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
+    ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
+    if full or not is_table(spark, ex_path):
+        rows = label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS)
+        ensure_table(spark, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
+        rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ex_path)
+        metrics = last_commit(spark, ex_path)["metrics"]
+        counts.update(updated=0, inserted=int(metrics.get("numOutputRows", 0)), matured=0)
+        progress.step(f"labeled_examples recomputed as of {as_of:%Y-%m-%d}: {counts['inserted']} rows")
+        return counts
+    examples = DeltaTable.forPath(spark, ex_path)
+    ex = examples.toDF()
+    before = last_commit(spark, ex_path)["version"]
+    maturing = ex.where((F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of)))
+    affected = (labels.where(F.col(N.LABEL_DATE) == F.lit(day.date())).select(N.REQUEST_ID)
+                .union(served.select(N.REQUEST_ID).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti"))
+                .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        counts["matured"] = maturing.count()
+        fresh = label_examples(served.join(affected, on=N.REQUEST_ID, how="left_semi"),
+                               labels.join(affected, on=N.REQUEST_ID, how="left_semi"), policies, as_of)
+        (examples.alias("t").merge(fresh.select(*EXAMPLE_COLUMNS).alias("s"),
+                                   f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}")
+         .whenMatchedUpdateAll(condition=_CHANGED).whenNotMatchedInsertAll().withSchemaEvolution().execute())
+    finally:
+        affected.unpersist()
+    after = last_commit(spark, ex_path)
+    # A MERGE that changes nothing may not commit: then the latest commit is an older run's.
+    metrics = after["metrics"] if after["version"] != before else {}
+    counts.update(updated=int(metrics.get("numTargetRowsUpdated", 0)),
+                  inserted=int(metrics.get("numTargetRowsInserted", 0)))
+    progress.step(f"labeled_examples merged as of {as_of:%Y-%m-%d}: updated={counts['updated']} "
+                  f"inserted={counts['inserted']} matured={counts['matured']}")
+    return counts
+
+
+def examples_as_of(spark: SparkSession, wh: Warehouse, as_of: datetime) -> DataFrame:
+    """Training view: every served prediction with the label known at `as_of` (label history is kept,
+    so this gives the same rows later, after corrections and late labels have arrived)."""
+    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS)
+    labels = read_table(spark, wh.paths.warehouse, N.LABELS)
+    policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
+    return label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS)

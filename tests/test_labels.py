@@ -1,0 +1,164 @@
+"""Delayed labels: windows, maturity, corrections, labels before the prediction, orphans, the MERGE
+path, idempotent reruns and as-of reproducibility."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from jobs import compact_run, labels_run
+from jobs import names as N
+from jobs.config import Warehouse
+from jobs.labels import (
+    LABEL_LINE_COLUMNS, POLICY_SCHEMA, SERVED_COLUMNS, classify_labels, label_examples, label_join_counts,
+)
+from jobs.progress import Progress
+from jobs.tables import read_table
+
+from .conftest import HOUR, record, write_hour
+
+POLICIES = [("fraud", 60, "negative", "latest")]
+
+
+def _served(spark: SparkSession, rows: list[tuple[str, str, str]]) -> DataFrame:
+    """(request_id, model name, logged_at) -> a frame with the served columns."""
+    df = spark.createDataFrame(rows, "request_id string, model_name string, at string")
+    return df.select(
+        N.REQUEST_ID, F.to_timestamp("at").alias(N.LOGGED_AT),
+        F.struct(F.col("model_name").alias("name"), F.lit("v1").alias("version")).alias(N.MODEL),
+        F.create_map().cast("map<string,string>").alias(N.ENTITY),
+        F.struct(F.lit(1.0).alias("amount")).alias(N.FEATURES),
+        F.create_map().cast("map<string,string>").alias(N.FEATURE_STATUS),
+        F.struct(F.lit(0.5).alias("score"), F.create_map().cast("map<string,string>").alias("outputs")).alias(N.PREDICTION),
+        F.lit(0.1).alias(N.SAMPLE_RATE), F.create_map().cast("map<string,string>").alias(N.CONTEXT),
+        F.to_date("at").alias(N.EVENT_DATE), F.hour(F.to_timestamp("at")).alias(N.EVENT_HOUR),
+    ).select(*SERVED_COLUMNS)
+
+
+def _labels(spark: SparkSession, rows: list[tuple[str, float, str, str]]) -> DataFrame:
+    df = spark.createDataFrame(rows, "request_id string, label double, at string, source string")
+    return df.select(N.REQUEST_ID, N.LABEL, F.to_timestamp("at").alias(N.OBSERVED_AT), N.SOURCE)
+
+
+@pytest.fixture()
+def scenario(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
+    served = _served(spark, [
+        ("r1", "fraud", "2026-11-01 10:00:00"),   # chargeback, then a won dispute corrects it
+        ("r2", "fraud", "2026-11-01 10:00:00"),   # only a label from before the prediction: never joins
+        ("r3", "ranker", "2026-11-01 10:00:00"),  # no policy: default (30 days, drop); label too late
+        ("r4", "fraud", "2026-11-25 10:00:00"),   # window still open
+    ])
+    labels = _labels(spark, [
+        ("r1", 1.0, "2026-11-10 00:00:00", "chargeback"), ("r1", 0.0, "2026-11-15 00:00:00", "dispute_won"),
+        ("r2", 1.0, "2026-11-01 08:00:00", "chargeback"), ("r3", 1.0, "2026-12-15 00:00:00", "click"),
+        ("zz", 1.0, "2026-11-05 00:00:00", "chargeback"),
+    ])
+    return served, labels, spark.createDataFrame(POLICIES, POLICY_SCHEMA)
+
+
+def _states(df: DataFrame) -> DataFrame:
+    return df.select(N.REQUEST_ID, N.LABEL, N.LABEL_STATE, N.LABEL_SOURCE)
+
+
+def test_windows_maturity_corrections_and_policy(spark: SparkSession, scenario: tuple) -> None:
+    served, labels, policies = scenario
+    got = _states(label_examples(served, labels, policies, datetime(2027, 1, 1)))
+    expected = spark.createDataFrame([
+        ("r1", 0.0, "labeled", "dispute_won"), ("r2", 0.0, "matured_negative", None),
+        ("r3", None, "matured_dropped", None), ("r4", None, "pending", None)], got.schema)
+    assertDataFrameEqual(got, expected)
+
+
+def test_as_of_sees_only_what_was_known(spark: SparkSession, scenario: tuple) -> None:
+    served, labels, policies = scenario
+    got = _states(label_examples(served, labels, policies, datetime(2026, 11, 12)))
+    expected = spark.createDataFrame([
+        ("r1", 1.0, "labeled", "chargeback"), ("r2", None, "pending", None),
+        ("r3", None, "pending", None), ("r4", None, "pending", None)], got.schema)
+    assertDataFrameEqual(got, expected)
+
+
+@pytest.mark.parametrize(("conflict", "label", "source"), [("earliest", 1.0, "chargeback"), ("max", 1.0, "chargeback"),
+                                                          ("latest", 0.0, "dispute_won")])
+def test_conflict_policies(spark: SparkSession, scenario: tuple, conflict: str, label: float, source: str) -> None:
+    served, labels, _ = scenario
+    policies = spark.createDataFrame([("fraud", 60, "negative", conflict)], POLICY_SCHEMA)
+    row = label_examples(served, labels, policies, datetime(2026, 12, 31)).where("request_id = 'r1'").first()
+    assert row is not None and (row[N.LABEL], row[N.LABEL_SOURCE]) == (label, source)
+    assert row[N.LABEL_DELAY_S] == pytest.approx(timedelta(days=8, hours=14).total_seconds() if conflict != "latest"
+                                                 else timedelta(days=13, hours=14).total_seconds())
+
+
+def test_orphans_and_labels_before_the_prediction_are_counted(spark: SparkSession, scenario: tuple) -> None:
+    served, labels, _ = scenario
+    counts = label_join_counts(labels, served).first()
+    assert counts is not None and counts.asDict() == {"orphaned": 1, "before_prediction": 1, "joinable": 3}
+
+
+def test_label_quarantine_reasons(spark: SparkSession) -> None:
+    texts = ['{"request_id":"a","label":1,"observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a",',
+             '{"label":1,"observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a","observed_at":"2026-12-01T00:00:00Z"}',
+             '{"request_id":"a","label":"yes","observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a","label":1}',
+             '{"request_id":"a","label":1,"observed_at":"yesterday"}']
+    lines = spark.createDataFrame([(t, "f", i, datetime(2026, 12, 1).date()) for i, t in enumerate(texts)],
+                                  f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, {N.ROW_ID} long, {N.LABEL_DATE} date")
+    assert tuple(lines.columns) == LABEL_LINE_COLUMNS
+    reasons = [r[0] for r in classify_labels(lines).orderBy(N.ROW_ID).select(N.REASON).collect()]
+    assert reasons == [None, "malformed_json", "missing_request_id", "missing_label", "type_mismatch:label",
+                       "missing_observed_at", "bad_timestamp"]
+
+
+def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
+    folder = Path(landing) / "labels" / f"date={day}"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "labels-pod-0.jsonl").write_text(
+        "\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
+
+
+def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkSession, warehouse: Warehouse) -> None:
+    landing = warehouse.paths.landing
+    write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"))
+    _write_labels(landing, "2026-12-01", [
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},
+        {"request_id": "ghost", "label": 1, "observed_at": "2026-12-01T09:00:00Z"}, "{broken"])
+    _write_labels(landing, "2026-12-05", [
+        {"request_id": "p1", "label": 0, "observed_at": "2026-12-05T09:00:00Z", "source": "dispute_won"}])
+
+    def run(day: str) -> None:
+        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, full=False)) == 0
+
+    run("2026-12-01")
+    as_known_dec2 = labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF).cache()
+    assert as_known_dec2.where("request_id = 'p1'").first()[N.LABEL] == 1.0  # type: ignore[index]
+    run("2026-12-05")
+    ex = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
+        "p1": (0.0, "labeled"), "p2": (None, "pending"), "p3": (None, "pending")}
+    audit = read_table(spark, warehouse.paths.warehouse, N.INGESTION_AUDIT).where("job = 'labels'")
+    first = audit.orderBy("started_at").first()
+    assert first is not None and (first["records_read"], first["loaded"], first["duplicates"],
+                                  first["quarantined"]) == (4, 2, 1, 1)
+    assert first["details"]["orphaned"] == 1
+    before = ex.cache()
+    before.count()
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`").first()
+
+    run("2026-12-05")  # the rerun: same labels, same answer, no row updated
+
+    last = read_table(spark, warehouse.paths.warehouse, N.INGESTION_AUDIT).orderBy(F.desc("started_at")).first()
+    assert last is not None and last["job"] == "labels", last
+    assert last["details"]["updated"] == 0 and last["details"]["inserted"] == 0
+    assertDataFrameEqual(read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES), before)
+    assert version is not None
+    # As of Dec 2 the chargeback stands, even though a correction arrived since.
+    assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
+                         as_known_dec2)
