@@ -33,12 +33,17 @@ demo: setup
 	     FROM feature_logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
 	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql \
 	    "SELECT landing_hour, reason, count(*) AS n FROM feature_logs_quarantine GROUP BY 1, 2 ORDER BY 1, 2"
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse labels --through 2027-03-31
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql \
+	    "SELECT label_state, label, count(*) AS rows, round(avg(label_delay_s) / 86400, 1) AS avg_delay_days \
+	     FROM labeled_examples GROUP BY 1, 2 ORDER BY 1, 2"
 
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/compact.py
+	$(PY) bench/labels.py
 
 lint: setup
 	$(BIN)/ruff check jobs tests bench

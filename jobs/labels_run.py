@@ -18,12 +18,29 @@ from jobs.compact_run import SUFFIXES, replace_rows
 from jobs.config import Warehouse
 from jobs.errors import InvariantError, UsageError
 from jobs.labels import (
-    EXAMPLE_COLUMNS, POLICY_SCHEMA, SERVED_COLUMNS, classify_labels, dedup_label_events, label_examples,
-    label_join_counts, policy_rows, to_label_quarantine, to_labels,
+    EXAMPLE_COLUMNS,
+    POLICY_SCHEMA,
+    SERVED_COLUMNS,
+    classify_labels,
+    dedup_label_events,
+    label_examples,
+    label_join_counts,
+    policy_rows,
+    to_label_quarantine,
+    to_labels,
 )
 from jobs.logformat import parse_date
 from jobs.progress import Progress, summary
-from jobs.tables import ensure_table, is_table, last_commit, list_files, qualify, read_table, table_path
+from jobs.tables import (
+    ensure_table,
+    is_table,
+    last_commit,
+    list_files,
+    list_subfolders,
+    qualify,
+    read_table,
+    table_path,
+)
 
 LABEL_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
 # Deletion vectors: a MERGE that touches a few rows per file marks them instead of rewriting the file.
@@ -33,20 +50,23 @@ _CHANGED = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (N.LABEL, N.LABEL_STATE
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--date", required=True, help="label date folder to ingest, e.g. 2026-12-06")
+    when = p.add_mutually_exclusive_group(required=True)
+    when.add_argument("--date", help="label date folder to ingest, e.g. 2026-12-06 (the nightly run)")
+    when.add_argument("--through", help="ingest every label date folder up to this date (a backfill)")
     p.add_argument("--full", action="store_true", help="recompute labeled_examples from scratch instead of MERGE")
 
 
 def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
     try:
-        day = parse_date(args.date).replace(tzinfo=None)
+        last = parse_date(args.date or args.through).replace(tzinfo=None)
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
+    days = [last] if args.date else label_dates(spark, wh, last)
     progress = Progress("labels")
     started = datetime.now(UTC).replace(tzinfo=None)
-    run_id = f"labels-{day:%Y%m%d}-{uuid.uuid4().hex[:10]}"
-    counts = ingest(spark, wh, day, run_id, started, progress)
-    counts.update(update_examples(spark, wh, day, full=args.full, progress=progress))
+    run_id = f"labels-{last:%Y%m%d}-{uuid.uuid4().hex[:10]}"
+    counts = ingest(spark, wh, days, run_id, started, progress)
+    counts.update(update_examples(spark, wh, days, full=getattr(args, "full", False), progress=progress))
     reconciled = counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"]
     record = {
         N.RUN_ID: run_id, "job": "labels", "started_at": started, "finished_at": datetime.now(UTC).replace(tzinfo=None),
@@ -57,22 +77,39 @@ def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
     }
     record["duration_s"] = round((record["finished_at"] - started).total_seconds(), 3)
     audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
-    summary({"job": "labels", "date": f"{day:%Y-%m-%d}", "run_id": run_id, "seconds": progress.elapsed(),
+    summary({"job": "labels", "dates": len(days), "through": f"{last:%Y-%m-%d}", "run_id": run_id,
+             "seconds": progress.elapsed(),
              **{k: v for k, v in counts.items() if k != "quarantined_by_reason"}})
     if not reconciled:
         raise InvariantError(f"run {run_id}: read != loaded + duplicates + quarantined: {counts}")
     return 0
 
 
-def ingest(spark: SparkSession, wh: Warehouse, day: datetime, run_id: str, started: datetime,
+def label_dates(spark: SparkSession, wh: Warehouse, through: datetime) -> list[datetime]:
+    folder = f"{qualify(wh.paths.landing)}/{N.LABELS_DIR}"
+    days = [parse_date(name.split("=", 1)[1]).replace(tzinfo=None) for name in list_subfolders(spark, folder, "date=")]
+    return [d for d in days if d <= through]
+
+
+def _dates_sql(days: list[datetime]) -> str:
+    dates = ", ".join(f"DATE'{d:%Y-%m-%d}'" for d in days)
+    return f"{N.LABEL_DATE} IN ({dates})"
+
+
+def ingest(spark: SparkSession, wh: Warehouse, days: list[datetime], run_id: str, started: datetime,
            progress: Progress) -> dict[str, Any]:
-    folder = f"{qualify(wh.paths.landing)}/{N.LABELS_DIR}/date={day:%Y-%m-%d}"
-    files = list_files(spark, folder, SUFFIXES)
-    progress.step(f"labels {day:%Y-%m-%d}: {len(files)} files")
+    root = f"{qualify(wh.paths.landing)}/{N.LABELS_DIR}"
+    files = [f for d in days for f in list_files(spark, f"{root}/date={d:%Y-%m-%d}", SUFFIXES)]
+    label = f"{days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}" if len(days) > 1 else f"{days[0]:%Y-%m-%d}" if days else "-"
+    progress.step(f"labels {label}: {len(days)} dates, {len(files)} files")
+    if not days:
+        raise UsageError(f"no label date folders under {root}")
     if files:
+        # The label date is the folder's, taken from each line's file path.
+        date_of_file = F.to_date(F.regexp_extract(F.col("_metadata.file_path"), r"date=(\d{4}-\d{2}-\d{2})", 1))
         lines = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files]).select(
             F.col("value").alias(N.RAW_VALUE), F.col("_metadata.file_path").alias(N.SOURCE_FILE),
-            F.monotonically_increasing_id().alias(N.ROW_ID), F.lit(day.date()).alias(N.LABEL_DATE))
+            F.monotonically_increasing_id().alias(N.ROW_ID), date_of_file.alias(N.LABEL_DATE))
     else:
         lines = spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, {N.ROW_ID} long, "
                                           f"{N.LABEL_DATE} date")
@@ -81,7 +118,7 @@ def ingest(spark: SparkSession, wh: Warehouse, day: datetime, run_id: str, start
         by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
         events = dedup_label_events(classified)
         obs = Observation(f"labels-{run_id}")
-        where = f"{N.LABEL_DATE} = DATE'{day:%Y-%m-%d}'"
+        where = _dates_sql(days)
         observed = events.observe(obs, F.count_if(~F.col("_dup")).alias("loaded"),
                                   F.count_if(F.col("_dup")).alias("duplicates"))
         replace_rows(to_labels(observed, run_id, started), table_path(wh.paths.warehouse, N.LABELS),
@@ -95,7 +132,7 @@ def ingest(spark: SparkSession, wh: Warehouse, day: datetime, run_id: str, start
     counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
               "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
               "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items()))}
-    progress.step(f"labels {day:%Y-%m-%d}: read={counts['records_read']} loaded={counts['loaded']} "
+    progress.step(f"labels {label}: read={counts['records_read']} loaded={counts['loaded']} "
                   f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
     return counts
 
@@ -107,7 +144,7 @@ def labels_as_of_watermark(labels: DataFrame) -> datetime:
     return datetime.combine(latest[0], datetime.min.time()) + timedelta(days=1)
 
 
-def update_examples(spark: SparkSession, wh: Warehouse, day: datetime, *, full: bool,
+def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *, full: bool,
                     progress: Progress) -> dict[str, int]:
     fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
     if not is_table(spark, fl_path):
@@ -117,7 +154,8 @@ def update_examples(spark: SparkSession, wh: Warehouse, day: datetime, *, full: 
     labels = read_table(spark, wh.paths.warehouse, N.LABELS)
     as_of = labels_as_of_watermark(labels)
     policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
-    jc = label_join_counts(labels.where(F.col(N.LABEL_DATE) == F.lit(day.date())), served).first()
+    run_labels = labels.where(_dates_sql(days))
+    jc = label_join_counts(run_labels, served).first()
     assert jc is not None
     counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
     ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
@@ -133,7 +171,7 @@ def update_examples(spark: SparkSession, wh: Warehouse, day: datetime, *, full: 
     ex = examples.toDF()
     before = last_commit(spark, ex_path)["version"]
     maturing = ex.where((F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of)))
-    affected = (labels.where(F.col(N.LABEL_DATE) == F.lit(day.date())).select(N.REQUEST_ID)
+    affected = (run_labels.select(N.REQUEST_ID)
                 .union(served.select(N.REQUEST_ID).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti"))
                 .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
     try:

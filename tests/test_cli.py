@@ -66,6 +66,12 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     bad = _run(str(BIN / "skewless"), *roots, "sql", "SELECT nope FROM feature_logs")
     assert bad.returncode == 2 and "nope" in bad.stderr
 
+    lab = _run(str(BIN / "skewless"), *roots, "labels", "--through", "2027-03-31")
+    assert lab.returncode == 0, lab.stderr[-3000:]
+    counts = json.loads(lab.stdout.strip().splitlines()[-1])
+    assert counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"] > 0
+    assert counts["inserted"] == summary["loaded"]  # one labeled example per served prediction
+
 
 def test_spark_submit_runs_the_job_file(tmp_path: Path) -> None:
     roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]

@@ -17,7 +17,12 @@ from jobs import compact_run, labels_run
 from jobs import names as N
 from jobs.config import Warehouse
 from jobs.labels import (
-    LABEL_LINE_COLUMNS, POLICY_SCHEMA, SERVED_COLUMNS, classify_labels, label_examples, label_join_counts,
+    LABEL_LINE_COLUMNS,
+    POLICY_SCHEMA,
+    SERVED_COLUMNS,
+    classify_labels,
+    label_examples,
+    label_join_counts,
 )
 from jobs.progress import Progress
 from jobs.tables import read_table
@@ -36,7 +41,8 @@ def _served(spark: SparkSession, rows: list[tuple[str, str, str]]) -> DataFrame:
         F.create_map().cast("map<string,string>").alias(N.ENTITY),
         F.struct(F.lit(1.0).alias("amount")).alias(N.FEATURES),
         F.create_map().cast("map<string,string>").alias(N.FEATURE_STATUS),
-        F.struct(F.lit(0.5).alias("score"), F.create_map().cast("map<string,string>").alias("outputs")).alias(N.PREDICTION),
+        F.struct(F.lit(0.5).alias("score"), F.create_map().cast("map<string,string>").alias("outputs"))
+        .alias(N.PREDICTION),
         F.lit(0.1).alias(N.SAMPLE_RATE), F.create_map().cast("map<string,string>").alias(N.CONTEXT),
         F.to_date("at").alias(N.EVENT_DATE), F.hour(F.to_timestamp("at")).alias(N.EVENT_HOUR),
     ).select(*SERVED_COLUMNS)
@@ -104,7 +110,8 @@ def test_orphans_and_labels_before_the_prediction_are_counted(spark: SparkSessio
 
 def test_label_quarantine_reasons(spark: SparkSession) -> None:
     texts = ['{"request_id":"a","label":1,"observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a",',
-             '{"label":1,"observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a","observed_at":"2026-12-01T00:00:00Z"}',
+             '{"label":1,"observed_at":"2026-12-01T00:00:00Z"}',
+             '{"request_id":"a","observed_at":"2026-12-01T00:00:00Z"}',
              '{"request_id":"a","label":"yes","observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a","label":1}',
              '{"request_id":"a","label":1,"observed_at":"yesterday"}']
     lines = spark.createDataFrame([(t, "f", i, datetime(2026, 12, 1).date()) for i, t in enumerate(texts)],
@@ -134,7 +141,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkS
         {"request_id": "p1", "label": 0, "observed_at": "2026-12-05T09:00:00Z", "source": "dispute_won"}])
 
     def run(day: str) -> None:
-        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, full=False)) == 0
+        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
 
     run("2026-12-01")
     as_known_dec2 = labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF).cache()

@@ -1,0 +1,112 @@
+"""Labels benchmark: `make bench` (or `python bench/labels.py [--rows N]`).
+
+Builds N served rows in `feature_logs` (default 1,000,000, spread over 30 days) and their label
+history (5% chargebacks, 10% of them later than the 60-day window, 3% corrected), computes
+`labeled_examples` once, then times in one Spark session
+  (a) the nightly incremental run of a day whose new labels touch 1% of the rows
+      (`skewless labels --date D`: ingest the day's file + MERGE of the affected rows), and
+  (b) a full recompute of the join over all rows.
+Writes bench/results/labels.json with both times and their ratio (target <= 0.2). Asserts no time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+RESULTS = ROOT / "bench" / "results" / "labels.json"
+START = datetime(2026, 11, 20)  # rows within the 60-day window of NEW_DAY: its labels do join
+NEW_DAY = "2027-01-15"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "labels")
+    args = ap.parse_args()
+
+    from pyspark.sql import functions as F
+
+    from jobs import labels_run
+    from jobs import names as N
+    from jobs.config import load
+    from jobs.progress import Progress
+    from jobs.session import build_session
+    from jobs.tables import table_path
+
+    shutil.rmtree(args.work, ignore_errors=True)
+    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
+    spark = build_session(wh.spark)
+    n = args.rows
+    ids = spark.range(n).withColumn("logged_at", F.lit(START).cast("timestamp")
+                                    + F.make_interval(secs=F.col("id") * (30 * 86400.0 / n)))
+    served = ids.select(
+        F.concat(F.lit("r"), F.col("id")).alias(N.REQUEST_ID), F.col("logged_at").alias(N.LOGGED_AT),
+        F.lit(1).alias(N.SCHEMA_VERSION),
+        F.struct(F.lit("fraud").alias("name"), F.lit("v1").alias("version")).alias(N.MODEL),
+        F.create_map(F.lit("user_id"), F.concat(F.lit("u"), F.col("id") % 50000)).alias(N.ENTITY),
+        F.struct(*[F.rand(i).alias(f"f{i}") for i in range(40)]).alias(N.FEATURES),
+        F.create_map().cast("map<string,string>").alias(N.FEATURE_STATUS),
+        F.struct(F.rand(99).alias("score"), F.create_map().cast("map<string,string>").alias("outputs"))
+        .alias(N.PREDICTION),
+        F.lit(0.1).alias(N.SAMPLE_RATE), F.create_map().cast("map<string,string>").alias(N.CONTEXT),
+        F.to_date("logged_at").alias(N.EVENT_DATE), F.hour("logged_at").alias(N.EVENT_HOUR),
+    )
+    served.write.format("delta").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).save(table_path(wh.paths.warehouse,
+                                                                                          N.FEATURE_LOGS))
+    frauds = ids.where(F.rand(1) < 0.05)
+    delay_days = F.when(F.rand(2) < 0.10, 61 + F.rand(3) * 30).otherwise(1 + F.rand(4) * 59)
+    events = frauds.select(F.concat(F.lit("r"), F.col("id")).alias(N.REQUEST_ID), F.lit(1.0).alias(N.LABEL),
+                           (F.col("logged_at") + F.make_interval(secs=delay_days * 86400)).alias(N.OBSERVED_AT),
+                           F.lit("chargeback").alias(N.SOURCE), F.col("id"))
+    corrections = events.where(F.rand(5) < 0.03).select(
+        N.REQUEST_ID, F.lit(0.0).alias(N.LABEL),
+        (F.col(N.OBSERVED_AT) + F.expr("INTERVAL 5 DAYS")).alias(N.OBSERVED_AT),
+        F.lit("dispute_won").alias(N.SOURCE), "id")
+    history = events.unionByName(corrections).where(F.col(N.OBSERVED_AT) < F.lit(NEW_DAY).cast("timestamp"))
+    (history.select(N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE, F.to_date(N.OBSERVED_AT).alias(N.LABEL_DATE),
+                    F.lit("bench").alias(N.SOURCE_FILE), F.lit("bench").alias(N.RUN_ID),
+                    F.current_timestamp().alias(N.INGESTED_AT))
+     .write.format("delta").partitionBy(N.LABEL_DATE).save(table_path(wh.paths.warehouse, N.LABELS)))
+    day = datetime(2027, 1, 14)
+    labels_run.update_examples(spark, wh, [day], full=True, progress=Progress("bench-setup"))
+
+    # The new day: labels for 1% of the served rows (new chargebacks and corrections), as landing lines.
+    folder = args.work / "landing" / "labels" / f"date={NEW_DAY}"
+    new = spark.range(0, n, 100).select(
+        F.concat(F.lit("r"), F.col("id")).alias("request_id"), F.lit(1.0).alias("label"),
+        F.lit(f"{NEW_DAY}T12:00:00Z").alias("observed_at"), F.lit("chargeback").alias("source"))
+    new.coalesce(1).write.mode("overwrite").json(str(args.work / "tmp-json"))
+    folder.mkdir(parents=True)
+    next((args.work / "tmp-json").glob("part-*.json")).rename(folder / "labels-bench.jsonl")
+
+    started = time.perf_counter()
+    rc = labels_run.run(spark, wh, argparse.Namespace(date=NEW_DAY, through=None, full=False))
+    incremental_s = time.perf_counter() - started
+    assert rc == 0
+    started = time.perf_counter()
+    full = labels_run.update_examples(spark, wh, [datetime(2027, 1, 15)], full=True, progress=Progress("bench"))
+    full_s = time.perf_counter() - started
+    spark.stop()
+    result = {
+        "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,
+        "new_label_events": n // 100, "incremental_seconds": round(incremental_s, 3),
+        "full_recompute_seconds": round(full_s, 3), "incremental_over_full": round(incremental_s / full_s, 3),
+        "target_incremental_over_full": 0.2, "full_rows_written": full["inserted"],
+    }
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result))
+    shutil.rmtree(args.work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
