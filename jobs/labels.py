@@ -39,8 +39,9 @@ LABEL_COLUMNS = (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE, N.LABEL_DATE, N
                  N.INGESTED_AT)
 LABEL_QUARANTINE_COLUMNS = (N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT, N.RUN_ID,
                             N.INGESTED_AT)
-SERVED_COLUMNS = (N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.ENTITY, N.FEATURES, N.FEATURE_STATUS, N.PREDICTION,
-                  N.SAMPLE_RATE, N.CONTEXT, N.EVENT_DATE, N.EVENT_HOUR)
+# labeled_examples keeps the served row's keys, not its features: a label change then rewrites a few
+# narrow rows instead of feature data, and features stay in one place (feature_logs, joined on read).
+SERVED_COLUMNS = (N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.SAMPLE_RATE, N.EVENT_DATE, N.EVENT_HOUR)
 EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE, N.LABEL_DELAY_S,
                    N.LABEL_STATE, N.WINDOW_END, N.LABELS_AS_OF)
 POLICY_SCHEMA = "model_name string, window_days int, unlabeled string, conflict string"

@@ -158,6 +158,8 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     jc = label_join_counts(run_labels, served).first()
     assert jc is not None
     counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
+    progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} orphaned={counts['orphaned']} "
+                  f"before_prediction={counts['before_prediction']}")
     ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
     if full or not is_table(spark, ex_path):
         rows = label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS)
@@ -176,11 +178,12 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
                 .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
     try:
         counts["matured"] = maturing.count()
+        progress.step(f"{affected.count()} affected requests ({counts['matured']} newly matured)")
         fresh = label_examples(served.join(affected, on=N.REQUEST_ID, how="left_semi"),
                                labels.join(affected, on=N.REQUEST_ID, how="left_semi"), policies, as_of)
         (examples.alias("t").merge(fresh.select(*EXAMPLE_COLUMNS).alias("s"),
                                    f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}")
-         .whenMatchedUpdateAll(condition=_CHANGED).whenNotMatchedInsertAll().withSchemaEvolution().execute())
+         .whenMatchedUpdateAll(condition=_CHANGED).whenNotMatchedInsertAll().execute())
     finally:
         affected.unpersist()
     after = last_commit(spark, ex_path)
@@ -193,10 +196,17 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     return counts
 
 
+def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
+    """Labeled examples joined back to the served feature vectors (the training view)."""
+    served = feature_logs.drop(*[c for c in SERVED_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)])
+    return examples.join(served, on=[N.REQUEST_ID, N.EVENT_DATE], how="inner")
+
+
 def examples_as_of(spark: SparkSession, wh: Warehouse, as_of: datetime) -> DataFrame:
-    """Training view: every served prediction with the label known at `as_of` (label history is kept,
-    so this gives the same rows later, after corrections and late labels have arrived)."""
-    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS)
+    """Training view: every served prediction, its features, and the label known at `as_of` (label
+    history is kept, so this gives the same rows later, after corrections and late labels arrive)."""
+    logs = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS)
     labels = read_table(spark, wh.paths.warehouse, N.LABELS)
     policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
-    return label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS)
+    examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
+    return with_features(examples, logs)

@@ -38,13 +38,8 @@ def _served(spark: SparkSession, rows: list[tuple[str, str, str]]) -> DataFrame:
     return df.select(
         N.REQUEST_ID, F.to_timestamp("at").alias(N.LOGGED_AT),
         F.struct(F.col("model_name").alias("name"), F.lit("v1").alias("version")).alias(N.MODEL),
-        F.create_map().cast("map<string,string>").alias(N.ENTITY),
-        F.struct(F.lit(1.0).alias("amount")).alias(N.FEATURES),
-        F.create_map().cast("map<string,string>").alias(N.FEATURE_STATUS),
-        F.struct(F.lit(0.5).alias("score"), F.create_map().cast("map<string,string>").alias("outputs"))
-        .alias(N.PREDICTION),
-        F.lit(0.1).alias(N.SAMPLE_RATE), F.create_map().cast("map<string,string>").alias(N.CONTEXT),
-        F.to_date("at").alias(N.EVENT_DATE), F.hour(F.to_timestamp("at")).alias(N.EVENT_HOUR),
+        F.lit(0.1).alias(N.SAMPLE_RATE), F.to_date("at").alias(N.EVENT_DATE),
+        F.hour(F.to_timestamp("at")).alias(N.EVENT_HOUR),
     ).select(*SERVED_COLUMNS)
 
 
@@ -145,7 +140,8 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkS
 
     run("2026-12-01")
     as_known_dec2 = labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF).cache()
-    assert as_known_dec2.where("request_id = 'p1'").first()[N.LABEL] == 1.0  # type: ignore[index]
+    p1 = as_known_dec2.where("request_id = 'p1'").first()
+    assert p1 is not None and p1[N.LABEL] == 1.0 and p1[N.FEATURES]["amount"] == 12.5  # features joined back
     run("2026-12-05")
     ex = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
