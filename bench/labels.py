@@ -12,6 +12,7 @@ Writes bench/results/labels.json with both times and their ratio (target <= 0.2)
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import sys
@@ -30,6 +31,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "labels")
+    ap.add_argument("--event-log", help="write Spark's event log here (to profile the jobs)")
     args = ap.parse_args()
 
     from pyspark.sql import functions as F
@@ -43,6 +45,10 @@ def main() -> int:
 
     shutil.rmtree(args.work, ignore_errors=True)
     wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
+    if args.event_log:
+        extra = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": args.event_log,
+                 "spark.eventLog.compress": "false"}
+        wh = dataclasses.replace(wh, spark=dataclasses.replace(wh.spark, conf={**wh.spark.conf, **extra}))
     spark = build_session(wh.spark)
     n = args.rows
     ids = spark.range(n).withColumn("logged_at", F.lit(START).cast("timestamp")

@@ -150,25 +150,44 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     if not is_table(spark, fl_path):
         progress.step("no feature_logs yet: labels ingested, nothing to join")
         return {"joinable": 0, "orphaned": 0, "before_prediction": 0, "updated": 0, "inserted": 0, "matured": 0}
-    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS)
-    labels = read_table(spark, wh.paths.warehouse, N.LABELS)
-    as_of = labels_as_of_watermark(labels)
-    policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
-    run_labels = labels.where(_dates_sql(days))
-    jc = label_join_counts(run_labels, served).first()
-    assert jc is not None
-    counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
-    progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} orphaned={counts['orphaned']} "
-                  f"before_prediction={counts['before_prediction']}")
-    ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
-    if full or not is_table(spark, ex_path):
-        rows = label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS)
-        ensure_table(spark, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
-        rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true").save(ex_path)
-        metrics = last_commit(spark, ex_path)["metrics"]
-        counts.update(updated=0, inserted=int(metrics.get("numOutputRows", 0)), matured=0)
-        progress.step(f"labeled_examples recomputed as of {as_of:%Y-%m-%d}: {counts['inserted']} rows")
-        return counts
+    # The served keys are read once (narrow columns) and used by every step below.
+    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS).persist(
+        StorageLevel.MEMORY_AND_DISK)
+    try:
+        labels = read_table(spark, wh.paths.warehouse, N.LABELS)
+        as_of = labels_as_of_watermark(labels)
+        policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
+        run_labels = labels.where(_dates_sql(days))
+        jc = label_join_counts(run_labels, served).first()
+        assert jc is not None
+        counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
+        progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
+                      f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
+        ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
+        if full or not is_table(spark, ex_path):
+            counts.update(_recompute(label_examples(served, labels, policies, as_of), ex_path))
+            progress.step(f"labeled_examples recomputed as of {as_of:%Y-%m-%d}: {counts['inserted']} rows")
+        else:
+            counts.update(_merge_changes(served, labels, run_labels, policies, as_of, ex_path, progress))
+    finally:
+        served.unpersist()
+    return counts
+
+
+def _recompute(rows: DataFrame, ex_path: str) -> dict[str, int]:
+    rows = rows.select(*EXAMPLE_COLUMNS)
+    ensure_table(rows.sparkSession, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
+    (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+     .partitionBy(N.EVENT_DATE).save(ex_path))
+    metrics = last_commit(rows.sparkSession, ex_path)["metrics"]
+    return {"updated": 0, "inserted": int(metrics.get("numOutputRows", 0)), "matured": 0}
+
+
+def _merge_changes(served: DataFrame, labels: DataFrame, run_labels: DataFrame, policies: DataFrame,
+                   as_of: datetime, ex_path: str, progress: Progress) -> dict[str, int]:
+    """MERGE the rows whose answer can have changed: requests labeled in this run, served rows not
+    yet in the table, and pending rows whose window has closed. Unchanged rows are not rewritten."""
+    spark = served.sparkSession
     examples = DeltaTable.forPath(spark, ex_path)
     ex = examples.toDF()
     before = last_commit(spark, ex_path)["version"]
@@ -177,8 +196,8 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
                 .union(served.select(N.REQUEST_ID).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti"))
                 .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
     try:
-        counts["matured"] = maturing.count()
-        progress.step(f"{affected.count()} affected requests ({counts['matured']} newly matured)")
+        matured = maturing.count()
+        progress.step(f"{affected.count()} affected requests ({matured} newly matured)")
         fresh = label_examples(served.join(affected, on=N.REQUEST_ID, how="left_semi"),
                                labels.join(affected, on=N.REQUEST_ID, how="left_semi"), policies, as_of)
         (examples.alias("t").merge(fresh.select(*EXAMPLE_COLUMNS).alias("s"),
@@ -188,12 +207,14 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
         affected.unpersist()
     after = last_commit(spark, ex_path)
     # A MERGE that changes nothing may not commit: then the latest commit is an older run's.
-    metrics = after["metrics"] if after["version"] != before else {}
-    counts.update(updated=int(metrics.get("numTargetRowsUpdated", 0)),
-                  inserted=int(metrics.get("numTargetRowsInserted", 0)))
-    progress.step(f"labeled_examples merged as of {as_of:%Y-%m-%d}: updated={counts['updated']} "
-                  f"inserted={counts['inserted']} matured={counts['matured']}")
-    return counts
+    m = after["metrics"] if after["version"] != before else {}
+    out = {"updated": int(m.get("numTargetRowsUpdated", 0)), "inserted": int(m.get("numTargetRowsInserted", 0)),
+           "matured": matured}
+    progress.step(f"labeled_examples merged as of {as_of:%Y-%m-%d}: updated={out['updated']} "
+                  f"inserted={out['inserted']} matured={matured} (merge scan {m.get('scanTimeMs', '-')} ms, "
+                  f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
+                  f"deletion vectors)")
+    return out
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
