@@ -28,7 +28,7 @@ from jobs.compact import (
     with_source_lines,
 )
 from jobs.config import FeatureType, Warehouse
-from jobs.errors import ConfigError, InvariantError
+from jobs.errors import ConfigError, InvariantError, UsageError
 from jobs.logformat import hour_folder, parse_date, parse_hour
 from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
 from jobs.progress import Progress
@@ -57,9 +57,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def hours_to_run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> list[datetime]:
-    if args.hour:
-        return [parse_hour(args.hour)]
-    day = parse_date(args.date)
+    try:
+        if args.hour:
+            return [parse_hour(args.hour)]
+        day = parse_date(args.date)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     folder = f"{qualify(wh.paths.landing)}/{N.PREDICTIONS_DIR}/date={day:%Y-%m-%d}"
     return [day.replace(hour=int(name.split("=")[1])) for name in list_subfolders(spark, folder, "hour=")]
 

@@ -28,10 +28,6 @@ def required_fields(name: str = PREDICTION_SCHEMA) -> tuple[str, ...]:
     return tuple(json_schema(name)["required"])
 
 
-def top_level_fields(name: str = PREDICTION_SCHEMA) -> tuple[str, ...]:
-    return tuple(json_schema(name)["properties"])
-
-
 def feature_statuses() -> tuple[str, ...]:
     return tuple(json_schema()["properties"]["feature_status"]["additionalProperties"]["enum"])
 

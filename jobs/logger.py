@@ -174,7 +174,10 @@ class PredictionLogger:
             return False
 
     def inject_raw_line(self, line: bytes) -> None:
-        """Write bytes as they are, for replay and fault-injection tools (the generator's broken lines)."""
+        """Write bytes as they are, for replay and fault-injection tools (the generator's broken lines).
+        Synchronous loggers only: with a writer thread the bytes could interleave with its records."""
+        if self._queue is not None:
+            raise RuntimeError("inject_raw_line needs a logger made with background=False")
         now = self._clock().astimezone(UTC).replace(minute=0, second=0, microsecond=0)
         current = self._file if self._file is not None and self._file.hour == now else self._rotate(now)
         assert current is not None

@@ -42,6 +42,9 @@ def test_bad_config_fails_before_any_write(tmp_path: Path) -> None:
 def test_usage_error_exit_code(tmp_path: Path) -> None:
     out = _run(str(BIN / "skewless"), "--landing", str(tmp_path), "generate", "--start", "yesterday")
     assert out.returncode == 2 and "not an hour" in out.stderr
+    out = _run(str(BIN / "skewless"), "--warehouse", str(tmp_path / "wh"), "compact", "--date", "25/11/2026")
+    assert out.returncode == 2 and "not a date" in out.stderr
+    assert not (tmp_path / "wh").exists()
 
 
 def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
