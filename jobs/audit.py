@@ -38,6 +38,7 @@ AUDIT_SCHEMA = T.StructType([
     T.StructField("optimized_hours", T.ArrayType(T.StringType())),
     T.StructField("config", T.StringType()),
     T.StructField("details", T.MapType(T.StringType(), T.LongType())),  # job-specific counts
+    T.StructField("truncated_files", T.ArrayType(T.StringType())),  # gzip files that ended early
 ])
 
 

@@ -41,10 +41,24 @@ _PART = "_input_partition"
 
 
 def first_records(classified: DataFrame) -> DataFrame:
-    """Per (input partition, file): the row id of the file's first line in that partition."""
-    require_columns(classified, (N.ROW_ID, N.SOURCE_FILE, N.SPLIT_START), "first_records")
+    """Per (input partition, file): the row id of the file's first line in that partition, and the
+    bytes of text read from it (to compare with what the file says it holds)."""
+    require_columns(classified, (N.ROW_ID, N.SOURCE_FILE, N.SPLIT_START, N.LINE_BYTES), "first_records")
     return classified.groupBy(F.shiftright(N.ROW_ID, 33).alias(_PART), N.SOURCE_FILE).agg(
-        F.min(N.ROW_ID).alias(_FIRST), F.min(N.SPLIT_START).alias(N.SPLIT_START))
+        F.min(N.ROW_ID).alias(_FIRST), F.min(N.SPLIT_START).alias(N.SPLIT_START),
+        F.sum(N.LINE_BYTES).alias(N.LINE_BYTES))
+
+
+def bytes_read_per_file(firsts: DataFrame) -> DataFrame:
+    """(source_file, bytes): uncompressed bytes of text Spark returned for each file (small)."""
+    return firsts.groupBy(N.SOURCE_FILE).agg(F.sum(N.LINE_BYTES).alias("bytes"))
+
+
+def truncated_files(read_bytes: Mapping[str, int], gzip_sizes: Mapping[str, int]) -> list[str]:
+    """Gzip files whose trailer (uncompressed size mod 2^32) disagrees with the text read from them:
+    a cut upload, read up to the cut. A last line without a newline counts one byte short, so allow it."""
+    return sorted(path for path, expected in gzip_sizes.items()
+                  if not (0 <= (read_bytes.get(path, 0) % 2**32) - expected <= 1))
 
 
 def with_source_lines(classified: DataFrame, firsts: DataFrame) -> DataFrame:

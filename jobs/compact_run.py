@@ -16,6 +16,7 @@ from pyspark.sql import types as T
 from jobs import audit
 from jobs import names as N
 from jobs.compact import (
+    bytes_read_per_file,
     drop_rows,
     duplicate_rows,
     feature_sightings,
@@ -25,6 +26,7 @@ from jobs.compact import (
     run_stats,
     to_feature_logs,
     to_quarantine,
+    truncated_files,
     with_source_lines,
 )
 from jobs.config import FeatureType, Warehouse
@@ -35,6 +37,7 @@ from jobs.progress import Progress
 from jobs.tables import (
     LandingFile,
     ensure_table,
+    gzip_isize,
     is_table,
     last_commit,
     list_files,
@@ -139,6 +142,10 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         stats = run_stats(classified).collect()
         progress.step(f"hour {label}: parsed {sum(r['n'] for r in stats)} lines")
         firsts = first_records(classified).persist(StorageLevel.MEMORY_AND_DISK)
+        truncated = _truncated(spark, files, firsts)
+        for name in truncated:
+            progress.step(f"hour {label}: WARNING {name} ended early (a cut upload) or is not UTF-8: "
+                          "its readable lines load, the rest cannot be read")
         new_features = {k: v for k, v in infer_feature_types(
             [(r["name"], r["values"], r["numeric"], r["boolean"]) for r in feature_sightings(classified).collect()]
         ).items() if k not in rules.features}
@@ -172,6 +179,7 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         new_features=new_features, known_models={m.name for m in wh.models},
         versions=(fl_commit["version"], q_commit["version"]), optimized=optimized, config=wh.source,
     )
+    record["truncated_files"] = truncated
     reconciled = record["records_read"] == record["loaded"] + record["duplicates"] + record["quarantined"]
     record["status"] = "succeeded" if reconciled else "failed_reconciliation"
     audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
@@ -192,6 +200,16 @@ def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: s
     (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
      .partitionBy(*partitions).save(path))
     return last_commit(df.sparkSession, path)
+
+
+def _truncated(spark: SparkSession, files: list[LandingFile], firsts: DataFrame) -> list[str]:
+    """Names of gzip files that ended early (a cut upload): Spark reads them up to the cut, silently."""
+    gz = {f.path.rsplit("/", 1)[-1]: f for f in files if f.path.endswith(".gz")}
+    if not gz:
+        return []
+    read = {r[N.SOURCE_FILE].rsplit("/", 1)[-1]: int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
+    sizes = {name: size for name, f in gz.items() if (size := gzip_isize(spark, f.path, f.size)) is not None}
+    return truncated_files(read, sizes) + sorted(name for name, f in gz.items() if f.size < 18)
 
 
 def _line_schema() -> T.StructType:

@@ -69,6 +69,7 @@ CORRUPT: Final = "_corrupt"
 EXTRA_FEATURES: Final = "_extra_features"
 ROW_ID: Final = "_row_id"  # monotonically_increasing_id: input partition << 33 | row in partition
 SPLIT_START: Final = "_split_start"
+LINE_BYTES: Final = "_line_bytes"  # UTF-8 bytes of a line plus its newline, to check files were read whole
 DUP_KIND: Final = "_dup_kind"
 
 FEATURE_LOG_PARTITIONS: Final = (EVENT_DATE, EVENT_HOUR)

@@ -130,6 +130,7 @@ def classify(parsed: DataFrame, rules: ParseRules) -> DataFrame:
         N.REASON,
         F.when(F.col(N.REASON).isNotNull(), value).alias(N.RAW_TEXT),
         F.when(F.col(N.REASON).isNull(), F.xxhash64(value)).alias(N.RECORD_HASH),
+        (F.octet_length(value) + 1).alias(N.LINE_BYTES),
         N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.ENTITY, N.FEATURES, N.EXTRA_FEATURES, N.FEATURE_STATUS,
         F.struct(F.col(N.SCORE).alias(N.SCORE), F.col("_prediction").alias(N.OUTPUTS)).alias(N.PREDICTION),
         N.SAMPLE_RATE, N.CONTEXT, N.LANDING_HOUR, N.SOURCE_FILE, N.SPLIT_START, N.ROW_ID,

@@ -78,6 +78,23 @@ def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> l
     return sorted(out, key=lambda f: f.path)
 
 
+def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
+    """The last 4 bytes of a gzip file: its uncompressed size mod 2^32 (little-endian). One small read."""
+    if size < 18:  # shorter than an empty gzip member: nothing to trust
+        return None
+    sc = spark.sparkContext
+    jvm = sc._jvm
+    assert jvm is not None
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    stream = hpath.getFileSystem(sc._jsc.hadoopConfiguration()).open(hpath)
+    try:
+        stream.seek(size - 4)
+        big_endian = int(stream.readInt()) & 0xFFFFFFFF  # DataInput reads big-endian; gzip stores little
+        return int.from_bytes(big_endian.to_bytes(4, "big"), "little")
+    finally:
+        stream.close()
+
+
 def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
     jvm = spark.sparkContext._jvm
     assert jvm is not None

@@ -59,6 +59,7 @@ def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, wareho
     assert audit["files"] == 3 and audit["duplicates_in_run"] == 2 and audit["duplicates_existing"] == 0
     assert audit["quarantined_by_reason"].get("malformed_json", 0) >= 1
     assert audit["late_records"] == 1 and audit["event_hours"] == ["2026-11-25T12", "2026-11-25T13"]
+    assert audit["truncated_files"] == ["pod-2-crashed.jsonl.gz"]  # the complete gzip is not flagged
     logs = _table(spark, warehouse, N.FEATURE_LOGS)
     kept = logs.where(F.col(N.REQUEST_ID).isin("r1", "r2", "r3", "r4")).select(
         N.REQUEST_ID, F.date_format(N.LOGGED_AT, "HH:mm:ss").alias("at"), N.EVENT_HOUR, "prediction.score")
@@ -72,6 +73,7 @@ def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, wareho
     assert row is not None and tuple(row) == ("malformed_json", 6, '{"request_id": "r5", "logged_at": ')
     runs = _table(spark, warehouse, N.INGESTION_AUDIT).collect()
     assert len(runs) == 1 and runs[0]["loaded"] == audit["loaded"] and runs[0]["status"] == "succeeded"
+    assert runs[0]["truncated_files"] == ["pod-2-crashed.jsonl.gz"]
 
 
 def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession, warehouse: Warehouse) -> None:
