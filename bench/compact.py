@@ -22,6 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import publish  # noqa: E402 - needs the project root on sys.path first
+
 RESULTS = ROOT / "bench" / "results" / "compact.json"
 HOUR = datetime(2026, 11, 25, 10, tzinfo=UTC)
 
@@ -116,10 +118,7 @@ def main() -> int:
             round(float(big["peak_rss_python_mb"]) / float(runs[str(small)]["peak_rss_python_mb"]), 3),
         "runs": runs,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
-    shutil.rmtree(args.work, ignore_errors=True)
+    publish(RESULTS, result, args.work)
     return 0
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import shutil
 import sys
 import time
@@ -22,6 +21,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import publish  # noqa: E402 - needs the project root on sys.path first
+
 RESULTS = ROOT / "bench" / "results" / "labels.json"
 START = datetime(2026, 11, 20)  # rows within the 60-day window of NEW_DAY: its labels do join
 NEW_DAY = "2027-01-15"
@@ -107,10 +108,7 @@ def main() -> int:
         "full_recompute_seconds": round(full_s, 3), "incremental_over_full": round(incremental_s / full_s, 3),
         "target_incremental_over_full": 0.2, "full_rows_written": full["inserted"],
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result))
-    shutil.rmtree(args.work, ignore_errors=True)
+    publish(RESULTS, result, args.work)
     return 0
 
 

@@ -33,7 +33,7 @@ from jobs.config import FeatureType, Warehouse
 from jobs.errors import ConfigError, InvariantError, UsageError
 from jobs.logformat import hour_folder, parse_date, parse_hour
 from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
-from jobs.progress import Progress
+from jobs.progress import Progress, summary
 from jobs.tables import (
     LandingFile,
     ensure_table,
@@ -43,6 +43,7 @@ from jobs.tables import (
     list_files,
     list_subfolders,
     qualify,
+    read_landing_text,
     table_path,
 )
 
@@ -82,22 +83,13 @@ def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
     total: dict[str, Any] = {k: sum(r[k] for r in results) for k in keys}
     total.update(job="compact", hours=len(results), runs=[r["run_id"] for r in results],
                  seconds=progress.elapsed())
-    from jobs.progress import summary
-
     summary(total)
     return 0
 
 
 def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) -> DataFrame:
-    # ignoreCorruptFiles: a truncated gzip yields the lines before the cut instead of failing the run.
-    df = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files])
-    return df.select(
-        F.col("value").alias(N.RAW_VALUE),
-        F.col("_metadata.file_path").alias(N.SOURCE_FILE),
-        F.col("_metadata.file_block_start").alias(N.SPLIT_START),
-        F.monotonically_increasing_id().alias(N.ROW_ID),
-        F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR),
-    ).select(*LINE_COLUMNS)
+    lines = read_landing_text(spark, files)
+    return lines.select(*lines.columns, F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR)).select(*LINE_COLUMNS)
 
 
 def table_features(spark: SparkSession, path: str) -> dict[str, FeatureType]:
@@ -134,7 +126,7 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
     rules = parse_rules(wh, hour, table_features(spark, fl_path))
     progress.step(f"hour {label}: {len(files)} files, {sum(f.size for f in files) / 1e6:.1f} MB")
     naive_hour = hour.replace(tzinfo=None)
-    lines = read_lines(spark, files, naive_hour) if files else spark.createDataFrame([], _line_schema())
+    lines = read_lines(spark, files, naive_hour)
     # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
     classified = classify(parse_lines(lines), rules).persist(StorageLevel.DISK_ONLY)
     firsts = dups = None
@@ -210,14 +202,6 @@ def _truncated(spark: SparkSession, files: list[LandingFile], firsts: DataFrame)
     read = {r[N.SOURCE_FILE].rsplit("/", 1)[-1]: int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
     sizes = {name: size for name, f in gz.items() if (size := gzip_isize(spark, f.path, f.size)) is not None}
     return truncated_files(read, sizes) + sorted(name for name, f in gz.items() if f.size < 18)
-
-
-def _line_schema() -> T.StructType:
-    return T.StructType([
-        T.StructField(N.RAW_VALUE, T.StringType()), T.StructField(N.SOURCE_FILE, T.StringType()),
-        T.StructField(N.SPLIT_START, T.LongType()), T.StructField(N.ROW_ID, T.LongType()),
-        T.StructField(N.LANDING_HOUR, T.TimestampType()),
-    ])
 
 
 def _existing_ids(spark: SparkSession, wh: Warehouse, path: str, hour: datetime,

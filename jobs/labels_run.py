@@ -38,6 +38,7 @@ from jobs.tables import (
     list_files,
     list_subfolders,
     qualify,
+    read_landing_text,
     read_table,
     table_path,
 )
@@ -100,19 +101,14 @@ def ingest(spark: SparkSession, wh: Warehouse, days: list[datetime], run_id: str
            progress: Progress) -> dict[str, Any]:
     root = f"{qualify(wh.paths.landing)}/{N.LABELS_DIR}"
     files = [f for d in days for f in list_files(spark, f"{root}/date={d:%Y-%m-%d}", SUFFIXES)]
-    label = f"{days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}" if len(days) > 1 else f"{days[0]:%Y-%m-%d}" if days else "-"
-    progress.step(f"labels {label}: {len(days)} dates, {len(files)} files")
     if not days:
         raise UsageError(f"no label date folders under {root}")
-    if files:
-        # The label date is the folder's, taken from each line's file path.
-        date_of_file = F.to_date(F.regexp_extract(F.col("_metadata.file_path"), r"date=(\d{4}-\d{2}-\d{2})", 1))
-        lines = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files]).select(
-            F.col("value").alias(N.RAW_VALUE), F.col("_metadata.file_path").alias(N.SOURCE_FILE),
-            F.monotonically_increasing_id().alias(N.ROW_ID), date_of_file.alias(N.LABEL_DATE))
-    else:
-        lines = spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, {N.ROW_ID} long, "
-                                          f"{N.LABEL_DATE} date")
+    label = f"{days[0]:%Y-%m-%d}..{days[-1]:%Y-%m-%d}" if len(days) > 1 else f"{days[0]:%Y-%m-%d}"
+    progress.step(f"labels {label}: {len(days)} dates, {len(files)} files")
+    # The label date is the folder's, taken from each line's file path.
+    date_of_file = F.to_date(F.regexp_extract(F.col(N.SOURCE_FILE), r"date=(\d{4}-\d{2}-\d{2})", 1))
+    lines = read_landing_text(spark, files).select(N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID,
+                                                   date_of_file.alias(N.LABEL_DATE))
     classified = classify_labels(lines).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}

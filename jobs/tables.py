@@ -9,6 +9,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from jobs import names as N
@@ -76,6 +77,23 @@ def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> l
         if status.isFile() and not name.startswith((".", "_")) and name.endswith(suffixes):
             out.append(LandingFile(status.getPath().toString(), int(status.getLen())))
     return sorted(out, key=lambda f: f.path)
+
+
+def read_landing_text(spark: SparkSession, files: list[LandingFile]) -> DataFrame:
+    """Landing lines with their file and position: `_value`, `source_file`, `_split_start`, `_row_id`.
+
+    ignoreCorruptFiles: a truncated gzip yields the lines before the cut instead of failing the run.
+    No files gives the same columns, empty, so callers need no special case."""
+    if not files:
+        return spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, "
+                                         f"{N.SPLIT_START} long, {N.ROW_ID} long")
+    df = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files])
+    return df.select(
+        F.col("value").alias(N.RAW_VALUE),
+        F.col("_metadata.file_path").alias(N.SOURCE_FILE),
+        F.col("_metadata.file_block_start").alias(N.SPLIT_START),
+        F.monotonically_increasing_id().alias(N.ROW_ID),
+    )
 
 
 def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
