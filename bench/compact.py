@@ -4,7 +4,8 @@ For each of two sizes (N/4 and N) a fresh worker process generates N records (~1
 hour), then in one Spark session times
   (a) the baseline: Spark reading the same files as JSON with the same explicit schema and writing
       plain Parquet partitioned by event hour, and
-  (b) `compact` end to end (parse, classify, dedup, Delta writes, quarantine, audit).
+  (b) `compact` end to end (parse, classify, dedup, privacy step, Delta writes, quarantine, audit),
+then, for the privacy step's cost, `compact` with an all-keep policy and with the real policy.
 The parent samples the peak RSS of the worker's Python driver and of its JVM. Results, as ratios,
 go to bench/results/compact.json. Nothing here asserts a time.
 """
@@ -12,6 +13,7 @@ go to bench/results/compact.json. Nothing here asserts a time.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -37,6 +39,7 @@ def worker(records: int, work: Path) -> dict[str, object]:
     from jobs.generate import GenSpec, generate
     from jobs.logformat import hour_folder
     from jobs.parse import RAW_SCHEMA
+    from jobs.policy import FieldPolicy, HashKey
     from jobs.progress import Progress
     from jobs.session import build_session
     from jobs.tables import list_files
@@ -58,10 +61,23 @@ def worker(records: int, work: Path) -> dict[str, object]:
      .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).parquet(str(work / "baseline")))
     baseline_s = time.perf_counter() - started
 
+    key = HashKey("k1", b"bench-key-" * 4, demo=False)
     started = time.perf_counter()
-    record = compact_hour(spark, wh, HOUR, Progress("bench"))
+    record = compact_hour(spark, wh, HOUR, Progress("bench"), key)
     compact_s = time.perf_counter() - started
     read = int(record["records_read"])
+
+    # The privacy step's cost: the same compaction with an all-keep policy, then with the real one,
+    # each into a fresh warehouse, both after the runs above (the JVM equally warm for the two).
+    policy = wh.privacy_policy
+    keep = {k: FieldPolicy(fp.access, "keep") for k, fp in policy.fields.items()}
+    keep_all = dataclasses.replace(policy, fields=keep)
+    timings = {}
+    for name, pol in (("keep_all", keep_all), ("policy", policy)):
+        variant = dataclasses.replace(wh.with_paths(warehouse=str(work / f"warehouse-{name}")), policy=pol)
+        started = time.perf_counter()
+        compact_hour(spark, variant, HOUR, Progress(f"bench-{name}"), key)
+        timings[name] = time.perf_counter() - started
     spark.stop()
     return {
         "records_generated": gen["records"] + gen["retries"] + gen["broken"], "records_read": read,
@@ -69,6 +85,8 @@ def worker(records: int, work: Path) -> dict[str, object]:
         "baseline_records_per_s": round(read / baseline_s), "compact_records_per_s": round(read / compact_s),
         "throughput_ratio": round(baseline_s / compact_s, 3), "loaded": record["loaded"],
         "duplicates": record["duplicates"], "quarantined": record["quarantined"],
+        "keep_all_policy_seconds": round(timings["keep_all"], 3), "privacy_policy_seconds": round(timings["policy"], 3),
+        "privacy_cost_ratio": round(timings["policy"] / timings["keep_all"], 3),
     }
 
 
@@ -114,6 +132,8 @@ def main() -> int:
         "throughput_ratio": big["throughput_ratio"],
         "baseline_records_per_s": big["baseline_records_per_s"],
         "compact_records_per_s": big["compact_records_per_s"],
+        "target_privacy_cost_ratio": 1.15,
+        "privacy_cost_ratio": big["privacy_cost_ratio"],
         "driver_python_rss_ratio_large_over_small":
             round(float(big["peak_rss_python_mb"]) / float(runs[str(small)]["peak_rss_python_mb"]), 3),
         "runs": runs,

@@ -10,6 +10,7 @@ from pyspark.sql import Row, SparkSession
 from pyspark.sql import types as T
 
 from jobs import names as N
+from jobs.access import tag_schema
 from jobs.tables import LandingFile
 
 AUDIT_SCHEMA = T.StructType([
@@ -39,7 +40,11 @@ AUDIT_SCHEMA = T.StructType([
     T.StructField("config", T.StringType()),
     T.StructField("details", T.MapType(T.StringType(), T.LongType())),  # job-specific counts
     T.StructField("truncated_files", T.ArrayType(T.StringType())),  # gzip files that ended early
+    T.StructField("privacy_policy", T.StringType()),  # the policy version the run applied
+    T.StructField("key_version", T.StringType()),     # the HMAC key version that made its hashes
 ])
+# Every audit column is internal: counts and file names, no record content.
+TAGGED_SCHEMA = tag_schema(AUDIT_SCHEMA, {f.name: "internal" for f in AUDIT_SCHEMA.fields})
 
 
 def compaction_record(
@@ -82,6 +87,6 @@ def append(spark: SparkSession, path: str, record: Mapping[str, Any]) -> None:
     row = [tuple(record.get(f.name) for f in AUDIT_SCHEMA.fields)]
     started: datetime = record["started_at"]
     app_id = f"{record['job']}:{record.get(N.LANDING_HOUR) or record[N.RUN_ID]}"
-    (spark.createDataFrame(row, AUDIT_SCHEMA).coalesce(1).write.format("delta").mode("append")
+    (spark.createDataFrame(row, TAGGED_SCHEMA).coalesce(1).write.format("delta").mode("append")
      .option("txnAppId", app_id).option("txnVersion", int(started.replace(tzinfo=UTC).timestamp() * 1000))
      .option("mergeSchema", "true").save(path))

@@ -26,7 +26,7 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import compact_run, generate_cmd, labels_run, sql
+    from jobs import compact_run, describe, forget_run, generate_cmd, labels_run, sql
 
     parser = argparse.ArgumentParser(
         prog="skewless", description="Served-feature logging warehouse on Spark + Delta Lake.",
@@ -41,7 +41,12 @@ def build_parser() -> argparse.ArgumentParser:
          compact_run.add_arguments),
         ("labels", "ingest one label date and update labeled_examples (point-in-time correct)",
          labels_run.add_arguments),
-        ("sql", "run Spark SQL where the project's tables resolve by plain name", sql.add_arguments),
+        ("sql", "run Spark SQL where the project's tables resolve by plain name, as a role", sql.add_arguments),
+        ("tables", "list the tables, or describe one with every column's access tag", describe.add_arguments),
+        ("forget", "delete a subject from every table, physically (VACUUM), and log the request",
+         forget_run.add_forget_arguments),
+        ("purge", "purge quarantined raw text past its retention (also done by compact --date)",
+         forget_run.add_purge_arguments),
         ("jars", "print the Delta jar paths for `spark-submit --jars`", lambda p: None),
     ]
     for name, help_text, add in commands:
@@ -85,6 +90,15 @@ def dispatch(args: argparse.Namespace) -> int:
         from jobs import sql
 
         return sql.run(spark, wh, args)
+    if args.command == "tables":
+        from jobs import describe
+
+        return describe.run(spark, wh, args)
+    if args.command in ("forget", "purge"):
+        from jobs import forget_run
+
+        return forget_run.run_forget(spark, wh, args) if args.command == "forget" else forget_run.run_purge(
+            spark, wh, args)
     raise UsageError(f"unknown command {args.command!r}")
 
 

@@ -18,6 +18,7 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the `jobs` 
 
 from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -71,10 +72,25 @@ def with_source_lines(classified: DataFrame, firsts: DataFrame) -> DataFrame:
 
 
 def run_stats(classified: DataFrame) -> DataFrame:
-    """Counts per (reason, event hour, model): small enough to collect."""
+    """Counts per (reason, event hour, model), and the member names of each logged object among
+    loadable rows (the privacy policy must cover every one): small enough to collect."""
+    loadable = F.col(N.REASON).isNull()
+    members = {N.ENTITY: F.col(N.ENTITY), N.CONTEXT: F.col(N.CONTEXT),
+               N.PREDICTION: F.col(N.PREDICTION)[N.OUTPUTS]}
     return classified.groupBy(
         F.col(N.REASON), F.date_trunc("hour", N.LOGGED_AT).alias("hour"), F.col(N.MODEL)["name"].alias("model"),
-    ).agg(F.count(F.lit(1)).alias("n"))
+    ).agg(F.count(F.lit(1)).alias("n"),
+          # Sets of key lists: rows of one source share a few shapes, so the sets stay tiny.
+          *[F.collect_set(F.when(loadable, F.array_sort(F.map_keys(m)))).alias(f"{name}_members")
+            for name, m in members.items()])
+
+
+def members_seen(stats: list[Any]) -> dict[str, set[str]]:
+    """Union of the member names per logged object over run_stats rows."""
+    out: dict[str, set[str]] = {}
+    for name in (N.ENTITY, N.CONTEXT, N.PREDICTION):
+        out[name] = {k for r in stats for keys in (r[f"{name}_members"] or []) for k in keys}
+    return out
 
 
 def feature_sightings(classified: DataFrame) -> DataFrame:

@@ -15,6 +15,7 @@ from pyspark.sql import types as T
 
 from jobs import audit
 from jobs import names as N
+from jobs.access import POLICY_PROPERTY, tagged
 from jobs.compact import (
     bytes_read_per_file,
     drop_rows,
@@ -23,6 +24,7 @@ from jobs.compact import (
     feature_types_of,
     first_records,
     infer_feature_types,
+    members_seen,
     run_stats,
     to_feature_logs,
     to_quarantine,
@@ -33,6 +35,8 @@ from jobs.config import FeatureType, Warehouse
 from jobs.errors import ConfigError, InvariantError, UsageError
 from jobs.logformat import hour_folder, parse_date, parse_hour
 from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
+from jobs.policy import HashKey, PrivacyPolicy, resolve_key
+from jobs.privacy import MAP_SECTIONS, apply_policy, plan_for
 from jobs.progress import Progress, summary
 from jobs.tables import (
     LandingFile,
@@ -51,6 +55,10 @@ SUFFIXES = (".jsonl", ".jsonl.gz")
 # Min/max statistics only where queries and replaceWhere prune: not on every nested feature.
 FEATURE_LOG_PROPERTIES = {
     "delta.dataSkippingStatsColumns": f"{N.REQUEST_ID},{N.LOGGED_AT},{N.LANDING_HOUR},{N.SAMPLE_RATE}",
+}
+# Never min/max statistics of raw text: the Delta log outlives VACUUM and would keep PII prefixes.
+QUARANTINE_PROPERTIES = {
+    "delta.dataSkippingStatsColumns": f"{N.LANDING_HOUR},{N.REASON}",
 }
 
 
@@ -73,14 +81,21 @@ def hours_to_run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -
 
 def run(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> int:
     progress = Progress("compact")
+    policy = wh.privacy_policy
+    key = resolve_key(policy.key, wh.profile, policy.source)  # prod refuses a missing or demo key: before any read
     hours = hours_to_run(spark, wh, args)
     if not hours:
         progress.step(f"no landing hours found for {args.date}")
     results = []
     for hour in hours:
-        results.append(compact_hour(spark, wh, hour, progress))
+        results.append(compact_hour(spark, wh, hour, progress, key))
     keys = ("files", "records_read", "loaded", "duplicates", "quarantined", "late_records")
     total: dict[str, Any] = {k: sum(r[k] for r in results) for k in keys}
+    if args.date:  # the nightly run also enforces the quarantine's retention
+        from jobs.forget_run import purge_quarantine
+
+        purged = purge_quarantine(spark, wh, None, policy.retention.vacuum_retain_hours, progress)
+        total["purged_quarantine"] = sum(v for k, v in purged.items() if k.startswith("purged_"))
     total.update(job="compact", hours=len(results), runs=[r["run_id"] for r in results],
                  seconds=progress.elapsed())
     summary(total)
@@ -92,12 +107,17 @@ def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) ->
     return lines.select(*lines.columns, F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR)).select(*LINE_COLUMNS)
 
 
-def table_features(spark: SparkSession, path: str) -> dict[str, FeatureType]:
+def table_members(spark: SparkSession, path: str) -> dict[str, list[tuple[str, str]]]:
+    """(name, simple type) of the fields of each object column the table already holds."""
     if not is_table(spark, path):
         return {}
-    struct = spark.read.format("delta").load(path).schema[N.FEATURES].dataType
-    assert isinstance(struct, T.StructType)
-    return feature_types_of([(f.name, f.dataType.simpleString()) for f in struct.fields])
+    schema = spark.read.format("delta").load(path).schema
+    out: dict[str, list[tuple[str, str]]] = {}
+    for name in (N.FEATURES, *MAP_SECTIONS):
+        struct = schema[name].dataType if name in schema.fieldNames() else None
+        if isinstance(struct, T.StructType):
+            out[name] = [(f.name, f.dataType.simpleString()) for f in struct.fields]
+    return out
 
 
 def parse_rules(wh: Warehouse, hour: datetime, existing: dict[str, FeatureType]) -> ParseRules:
@@ -116,14 +136,17 @@ def _ts(value: datetime) -> str:
     return f"TIMESTAMP'{value:%Y-%m-%d %H:%M:%S}'"
 
 
-def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: Progress) -> dict[str, Any]:
+def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: Progress,
+                 key: HashKey) -> dict[str, Any]:
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"compact-{hour:%Y%m%dT%H}-{uuid.uuid4().hex[:10]}"
     label = f"{hour:%Y-%m-%dT%H}"
     files = list_files(spark, f"{qualify(wh.paths.landing)}/{hour_folder(N.PREDICTIONS_DIR, hour)}", SUFFIXES)
     fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
     q_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
-    rules = parse_rules(wh, hour, table_features(spark, fl_path))
+    policy = wh.privacy_policy
+    members = table_members(spark, fl_path)
+    rules = parse_rules(wh, hour, feature_types_of(members.get(N.FEATURES, [])))
     progress.step(f"hour {label}: {len(files)} files, {sum(f.size for f in files) / 1e6:.1f} MB")
     naive_hour = hour.replace(tzinfo=None)
     lines = read_lines(spark, files, naive_hour)
@@ -145,21 +168,25 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         existing = _existing_ids(spark, wh, fl_path, naive_hour, valid_hours)
         dups = duplicate_rows(classified, existing).persist(StorageLevel.MEMORY_AND_DISK)
         dup_counts = {r[0]: r[1] for r in dups.groupBy(N.DUP_KIND).count().collect()}
+        # The privacy step: members without a policy stop the run here, before the first write.
+        plan = plan_for(policy, key, members_seen(stats), {k: [n for n, _ in v] for k, v in members.items()},
+                        [*rules.features, *new_features], label)
         located = with_source_lines(classified, firsts)
-        rows = to_feature_logs(drop_rows(located, dups), new_features, run_id, started)
+        rows = apply_policy(to_feature_logs(drop_rows(located, dups), new_features, run_id, started), plan)
         obs = Observation(f"loaded-{run_id}")
         lo = (naive_hour - rules.late_tolerance).date()
         hi = (naive_hour + timedelta(hours=1) + rules.future_tolerance).date()
         fl_commit = replace_rows(
             rows.observe(obs, F.count(F.lit(1)).alias("loaded")), fl_path, N.FEATURE_LOG_PARTITIONS,
             f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}",
-            FEATURE_LOG_PROPERTIES)
+            FEATURE_LOG_PROPERTIES, policy)
         dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
                  N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
         progress.step(f"hour {label}: feature_logs v{fl_commit['version']} written")
         q_commit = replace_rows(
             to_quarantine(located, run_id, started).coalesce(1), q_path, N.QUARANTINE_PARTITIONS,
-            f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}", {})
+            f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}",
+            QUARANTINE_PROPERTIES, policy)
         progress.step(f"hour {label}: quarantine v{q_commit['version']} written")
         optimized = _optimize(spark, wh, fl_path, sorted(set(valid_hours)))
     finally:
@@ -172,6 +199,7 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
         versions=(fl_commit["version"], q_commit["version"]), optimized=optimized, config=wh.source,
     )
     record["truncated_files"] = truncated
+    record.update(privacy_policy=policy.tag, key_version=key.version)
     reconciled = record["records_read"] == record["loaded"] + record["duplicates"] + record["quarantined"]
     record["status"] = "succeeded" if reconciled else "failed_reconciliation"
     audit.append(spark, table_path(wh.paths.warehouse, N.INGESTION_AUDIT), record)
@@ -185,12 +213,15 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
 
 
 def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
-                 properties: dict[str, str]) -> dict[str, Any]:
+                 properties: dict[str, str], policy: PrivacyPolicy) -> dict[str, Any]:
     """One Delta commit that swaps the rows matching `where` (a landing hour, a label date) for `df`:
-    a rerun converges, a crash before the commit leaves the previous version. New columns merge."""
-    ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions, properties=properties)
+    a rerun converges, a crash before the commit leaves the previous version. New columns merge.
+    Columns carry their access tags; the commit records the privacy policy's version."""
+    df = tagged(df, path.rstrip("/").rsplit("/", 1)[-1], policy)
+    ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions,
+                 properties={**properties, POLICY_PROPERTY: policy.tag})
     (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
-     .partitionBy(*partitions).save(path))
+     .option("userMetadata", f'{{"{POLICY_PROPERTY}": "{policy.tag}"}}').partitionBy(*partitions).save(path))
     return last_commit(df.sparkSession, path)
 
 

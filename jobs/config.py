@@ -18,10 +18,14 @@ import yaml
 
 from jobs.errors import ConfigError
 
+if typing.TYPE_CHECKING:
+    from jobs.policy import PrivacyPolicy
+
 FeatureType = Literal["numeric", "categorical", "boolean"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 T = TypeVar("T")
+_LOADED = ("source", "policy")  # filled in by the loader, never from YAML
 
 
 @dataclass(frozen=True)
@@ -84,7 +88,9 @@ class Warehouse:
     spark: SparkSettings = field(default_factory=SparkSettings)
     compaction: Compaction = field(default_factory=Compaction)
     models_dir: str = "models"
+    privacy: str = "privacy.yaml"     # the privacy policy, relative to this file
     models: tuple[ModelConfig, ...] = ()
+    policy: Any = None                # the loaded PrivacyPolicy (jobs.policy); never set in YAML
     source: str = "<defaults>"
 
     def model(self, name: str) -> ModelConfig | None:
@@ -93,6 +99,12 @@ class Warehouse:
     def declared_features(self) -> dict[str, FeatureType]:
         """Union of every model's declared features (validated to agree on types)."""
         return {f.name: f.type for m in self.models for f in m.features}
+
+    @property
+    def privacy_policy(self) -> PrivacyPolicy:
+        if self.policy is None:
+            raise ConfigError(self.source, self.privacy, "no privacy policy loaded")
+        return typing.cast("PrivacyPolicy", self.policy)
 
     def with_paths(self, landing: str | None = None, warehouse: str | None = None) -> Warehouse:
         paths = dataclasses.replace(
@@ -116,7 +128,7 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(source, path, f"expected a mapping, got {type(value).__name__}")
         hints = get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp) if f.name != "source"}
+        fields = {f.name: f for f in dataclasses.fields(tp) if f.name not in _LOADED}
         unknown = sorted(set(value) - set(fields))
         if unknown:
             where = f"{path}.{unknown[0]}" if path else str(unknown[0])
@@ -171,7 +183,7 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
     raise TypeError(f"unsupported config type {tp!r} at {path}")  # a bug in this module, not in YAML
 
 
-def _read_yaml(path: Path) -> Any:
+def read_yaml(path: Path) -> Any:
     try:
         with path.open(encoding="utf-8") as fh:
             return yaml.safe_load(fh)
@@ -186,7 +198,7 @@ def load_models(directory: Path) -> tuple[ModelConfig, ...]:
         return ()
     models = []
     for file in sorted(directory.glob("*.yaml")):
-        model = build(ModelConfig, _read_yaml(file), str(file))
+        model = build(ModelConfig, read_yaml(file), str(file))
         _validate_model(model, str(file))
         models.append(model)
     _validate_models(models)
@@ -224,10 +236,14 @@ def _validate_models(models: list[ModelConfig]) -> None:
 def load(path: str | Path) -> Warehouse:
     """Load conf/warehouse.yaml and the model files it points to."""
     file = Path(path)
-    wh = build(Warehouse, _read_yaml(file), str(file))
+    wh = build(Warehouse, read_yaml(file), str(file))
     if wh.models:
         raise ConfigError(str(file), "models", "declare models in files under models_dir, not inline")
     if wh.spark.shuffle_partitions < 1:
         raise ConfigError(str(file), "spark.shuffle_partitions", "must be >= 1")
     models = load_models((file.parent / wh.models_dir).resolve())
-    return dataclasses.replace(wh, models=models, source=str(file))
+    from jobs.policy import load_policy  # the policy module builds on this one
+
+    declared = {f.name: f.type for m in models for f in m.features}
+    policy = load_policy((file.parent / wh.privacy).resolve(), declared)
+    return dataclasses.replace(wh, models=models, policy=policy, source=str(file))

@@ -55,3 +55,15 @@ class TableNotFoundError(SkewlessError, LookupError):
 
 class InvariantError(SkewlessError, AssertionError):
     """A run's counts do not reconcile (read != loaded + duplicates + quarantined)."""
+
+
+class AccessDeniedError(SkewlessError):
+    """A query names a table or column above the role's clearance."""
+
+    exit_code = 2
+
+    def __init__(self, role: str, target: str, access: str, clearance: str) -> None:
+        self.target = target
+        self.access = access
+        super().__init__(f"role {role!r} may not read {target} (access class {access}); "
+                         f"{role} reads: {clearance}")

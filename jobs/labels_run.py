@@ -14,6 +14,7 @@ from pyspark.sql import functions as F
 
 from jobs import audit
 from jobs import names as N
+from jobs.access import tagged
 from jobs.compact_run import SUFFIXES, replace_rows
 from jobs.config import Warehouse
 from jobs.errors import InvariantError, UsageError
@@ -46,6 +47,7 @@ from jobs.tables import (
 LABEL_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
 # Deletion vectors: a MERGE that touches a few rows per file marks them instead of rewriting the file.
 EXAMPLE_PROPERTIES = {"delta.enableDeletionVectors": "true"}
+LABEL_QUARANTINE_PROPERTIES = {"delta.dataSkippingStatsColumns": f"{N.REASON},{N.REQUEST_ID}"}
 _CHANGED = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (N.LABEL, N.LABEL_STATE, N.LABEL_OBSERVED_AT,
                                                           N.LABEL_SOURCE, N.WINDOW_END))
 
@@ -117,10 +119,12 @@ def ingest(spark: SparkSession, wh: Warehouse, days: list[datetime], run_id: str
         where = _dates_sql(days)
         observed = events.observe(obs, F.count_if(~F.col("_dup")).alias("loaded"),
                                   F.count_if(F.col("_dup")).alias("duplicates"))
+        policy = wh.privacy_policy
         replace_rows(to_labels(observed, run_id, started), table_path(wh.paths.warehouse, N.LABELS),
-                     (N.LABEL_DATE,), where, LABEL_PROPERTIES)
+                     (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy)
         replace_rows(to_label_quarantine(classified, run_id, started).coalesce(1),
-                     table_path(wh.paths.warehouse, N.LABELS_QUARANTINE), (N.LABEL_DATE,), where, {})
+                     table_path(wh.paths.warehouse, N.LABELS_QUARANTINE), (N.LABEL_DATE,), where,
+                     LABEL_QUARANTINE_PROPERTIES, policy)
         metrics = obs.get
     finally:
         classified.unpersist()
@@ -161,7 +165,9 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
                       f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
         ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
         if full or not is_table(spark, ex_path):
-            counts.update(_recompute(label_examples(served, labels, policies, as_of), ex_path))
+            rows = tagged(label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS),
+                          N.LABELED_EXAMPLES, wh.privacy_policy)
+            counts.update(_recompute(rows, ex_path))
             progress.step(f"labeled_examples recomputed as of {as_of:%Y-%m-%d}: {counts['inserted']} rows")
         else:
             counts.update(_merge_changes(served, labels, run_labels, policies, as_of, ex_path, progress))
@@ -171,7 +177,6 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
 
 
 def _recompute(rows: DataFrame, ex_path: str) -> dict[str, int]:
-    rows = rows.select(*EXAMPLE_COLUMNS)
     ensure_table(rows.sparkSession, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
     (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
      .partitionBy(N.EVENT_DATE).save(ex_path))

@@ -122,14 +122,3 @@ def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
         return []
     return sorted(s.getPath().getName() for s in fs.listStatus(hpath)
                   if s.isDirectory() and s.getPath().getName().startswith(prefix))
-
-
-def register_views(spark: SparkSession, warehouse: str, tables: tuple[str, ...] = N.TABLES) -> list[str]:
-    """Temp views so plain table names resolve in Spark SQL; returns the names that exist."""
-    found = []
-    for name in tables:
-        path = table_path(warehouse, name)
-        if is_table(spark, path):
-            spark.read.format("delta").load(path).createOrReplaceTempView(name)
-            found.append(name)
-    return found

@@ -13,10 +13,13 @@ import pytest
 from pyspark.sql import SparkSession
 
 from jobs.config import SparkSettings, Warehouse, load
+from jobs.policy import HashKey
 from jobs.session import build_session
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
+# A fixed test key (not the demo key): hashes in tests are reproducible and checkable with Python's hmac.
+KEY = HashKey("k1", b"test-key-0123456789abcdef0123456789abcdef", demo=False)
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 
 from jobs.jars import jar_paths
@@ -61,7 +64,7 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert summary["records_read"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"]
     assert "hour 2026-11-25T13" in comp.stderr  # progress per hour
 
-    sql = _run(str(BIN / "skewless"), *roots, "sql", "--format", "json",
+    sql = _run(str(BIN / "skewless"), *roots, "sql", "--role", "ml_engineer", "--format", "json",
                "SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM feature_logs")
     assert sql.returncode == 0, sql.stderr[-3000:]
     assert json.loads(sql.stdout.strip()) == {"n": summary["loaded"], "ids": summary["loaded"]}
@@ -74,6 +77,36 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     counts = json.loads(lab.stdout.strip().splitlines()[-1])
     assert counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"] > 0
     assert counts["inserted"] == summary["loaded"]  # one labeled example per served prediction
+
+    denied = _run(str(BIN / "skewless"), *roots, "sql", "--role", "analyst", "SELECT entity.email FROM feature_logs")
+    assert denied.returncode == 2
+    assert "role 'analyst' may not read feature_logs.entity.email (access class restricted)" in denied.stderr
+    desc = _run(str(BIN / "skewless"), *roots, "tables", "describe", "feature_logs", "--format", "json")
+    assert desc.returncode == 0, desc.stderr[-3000:]
+    columns = {c["column"]: (c["access"], c["action"]) for c in json.loads(desc.stdout)["columns"]}
+    assert columns["entity.email"] == ("restricted", "hash") and columns["logged_at"] == ("public", "keep")
+
+    first = sorted((tmp_path / "landing" / "predictions").rglob("*.jsonl.gz"))[0].read_bytes()
+    text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(first).decode(errors="replace")  # may be cut short
+    user = re.findall(r'"user_id":"(u\d+)"', text)[0]
+    forget = _run(str(BIN / "skewless"), *roots, "forget", "--entity", f"user_id={user}", "--vacuum-retain-hours", "0")
+    assert forget.returncode == 0, forget.stderr[-3000:]
+    done = json.loads(forget.stdout.strip().splitlines()[-1])
+    assert done["deleted_feature_logs"] > 0 and done["deleted_labeled_examples"] == done["deleted_feature_logs"]
+
+
+def test_prod_profile_refuses_the_demo_key_before_any_write(tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    text = (conf / "warehouse.yaml").read_text()
+    (conf / "warehouse.yaml").write_text(text.replace("profile: dev", "profile: prod"))
+    env_less = {k: v for k, v in os.environ.items() if k != "SKEWLESS_PII_KEY"}
+    out = subprocess.run([str(BIN / "skewless"), "--config", str(conf / "warehouse.yaml"), "--warehouse",
+                          str(tmp_path / "wh"), "compact", "--hour", "2026-11-25T13"],
+                         env=env_less, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 2
+    assert "privacy.yaml: key: no key for version k1" in out.stderr and "refuses" in out.stderr
+    assert not (tmp_path / "wh").exists()
 
 
 def test_spark_submit_runs_the_job_file(tmp_path: Path) -> None:

@@ -20,13 +20,13 @@ from jobs.config import Warehouse
 from jobs.progress import Progress
 from jobs.tables import read_table
 
-from .conftest import HOUR, record, write_hour
+from .conftest import HOUR, KEY, record, write_hour
 
 RUN_COLUMNS = [N.RUN_ID, N.INGESTED_AT]
 
 
 def _compact(spark: SparkSession, wh: Warehouse, hour: Any = HOUR) -> dict[str, Any]:
-    return compact_run.compact_hour(spark, wh, hour, Progress("test"))
+    return compact_run.compact_hour(spark, wh, hour, Progress("test"), KEY)
 
 
 def _table(spark: SparkSession, wh: Warehouse, name: str) -> DataFrame:

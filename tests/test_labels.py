@@ -27,7 +27,7 @@ from jobs.labels import (
 from jobs.progress import Progress
 from jobs.tables import read_table
 
-from .conftest import HOUR, record, write_hour
+from .conftest import HOUR, KEY, record, write_hour
 
 POLICIES = [("fraud", 60, "negative", "latest")]
 
@@ -127,7 +127,7 @@ def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
 def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkSession, warehouse: Warehouse) -> None:
     landing = warehouse.paths.landing
     write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
-    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"))
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
     _write_labels(landing, "2026-12-01", [
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},

@@ -1,0 +1,153 @@
+"""End to end over generated traffic: no raw PII reaches what non-privacy roles read; `forget` leaves
+no trace of a subject in any table version reachable by time travel; `purge` enforces retention."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import zlib
+from collections import Counter
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from jobs import compact_run, forget_run, labels_run
+from jobs import names as N
+from jobs.config import Warehouse
+from jobs.forget import pseudonyms
+from jobs.generate import GenSpec, generate
+from jobs.progress import Progress
+from jobs.sql import register_role_views
+from jobs.tables import read_table, table_path
+
+from .conftest import KEY, write_hour
+
+START = datetime(2026, 11, 25, 9, tzinfo=UTC)
+
+
+def _landing_text(landing: str) -> str:
+    out = []
+    for path in sorted(Path(landing, N.PREDICTIONS_DIR).rglob("*.jsonl*")):
+        raw = path.read_bytes()
+        if path.suffix == ".gz":  # a truncated upload decompresses up to its cut
+            raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
+        out.append(raw.decode(errors="replace"))
+    return "\n".join(out)
+
+
+@pytest.fixture()
+def traffic(spark: SparkSession, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+    """One generated hour with labels, compacted and labeled; plus a malformed line holding PII."""
+    monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
+    generate(GenSpec(landing=warehouse.paths.landing, start=START, hours=1, rps=1.0, seed=5), progress=False)
+    text = _landing_text(warehouse.paths.landing)
+    users = Counter(re.findall(r'"user_id":\s*"(u\d+)"', text))
+    subject, _ = users.most_common(1)[0]
+    email = f"user{int(subject[1:])}@example.com"
+    cut = json.dumps({"schema_version": 1, "request_id": "cut-1", "entity": {"user_id": subject, "email": email}},
+                     separators=(",", ":"))[:-2]  # cut mid-object: malformed
+    write_hour(warehouse.paths.landing, START, "pod-9-crashed", [cut], gz=False)
+    compact_run.compact_hour(spark, warehouse, START, Progress("test"), KEY)
+    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=False))
+    pii = set(users) | set(re.findall(r'"email":\s*"([^"]+)"', text)) | set(re.findall(r'"ip":\s*"([^"]+)"', text))
+    return {"subject": subject, "email": email, "pii": pii}
+
+
+def _view_text(df: DataFrame) -> str:
+    return "\n".join(r[0] for r in df.select(F.to_json(F.struct("*"))).collect())
+
+
+def test_roles_below_privacy_officer_never_see_raw_pii(spark: SparkSession, warehouse: Warehouse,
+                                                        traffic: dict[str, object]) -> None:
+    pii = traffic["pii"]
+    assert isinstance(pii, set) and len(pii) > 100
+    for role in ("analyst", "ml_engineer", "privacy_officer"):
+        register_role_views(spark, warehouse, role)
+        visible = [t for t in N.TABLES if spark.catalog.tableExists(t)]
+        text = "\n".join(_view_text(spark.table(t)) for t in visible)
+        leaked = sorted(v for v in pii if v in text)
+        if role == "privacy_officer":
+            assert traffic["email"] in leaked  # the quarantined raw line: the scan does find PII
+            assert N.FEATURE_LOGS_QUARANTINE in visible
+        else:
+            assert leaked == [], role
+            assert N.FEATURE_LOGS_QUARANTINE not in visible and N.FEATURE_LOGS in visible
+        for t in N.TABLES:
+            spark.catalog.dropTempView(t)
+
+
+def _subject_rows(df: DataFrame, table: str, hashes: list[str], raw: str, request_ids: list[str]) -> int:
+    cols = set(df.columns)
+    cond = F.lit(False)
+    if N.ENTITY in cols:
+        cond = cond | F.col(f"{N.ENTITY}.user_id").isin(*hashes)
+    if N.RAW_TEXT in cols:
+        cond = cond | F.col(N.RAW_TEXT).contains(f'"{raw}"')
+    if N.REQUEST_ID in cols and table != N.PRIVACY_REQUESTS:
+        cond = cond | F.col(N.REQUEST_ID).isin(*request_ids)
+    return df.where(cond).count()
+
+
+def test_forget_removes_the_subject_from_every_table_version_and_file(
+        spark: SparkSession, warehouse: Warehouse, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw = str(traffic["subject"])
+    hashes = pseudonyms(raw, [KEY])
+    logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
+    request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
+    examples = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    assert request_ids and examples.where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == len(request_ids)
+
+    args = argparse.Namespace(entity=f"user_id={raw}", reason="ticket-42", vacuum_retain_hours=0)
+    assert forget_run.run_forget(spark, warehouse, args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
+    assert first["deleted_labeled_examples"] == len(request_ids)
+
+    for table in N.TABLES:
+        path = table_path(warehouse.paths.warehouse, table)
+        if not Path(path).exists():
+            continue
+        latest = DeltaTable.forPath(spark, path).history(1).first()
+        assert latest is not None
+        for version in range(int(latest["version"]) + 1):
+            try:
+                n = _subject_rows(spark.read.format("delta").option("versionAsOf", version).load(path),
+                                  table, hashes, raw, request_ids)
+            except Exception as exc:  # noqa: BLE001 - a vacuumed version cannot be read: that is the point
+                assert "FileNotFound" in str(exc) or "does not exist" in str(exc) or "DELTA_" in str(exc), exc
+                continue
+            assert n == 0, (table, version)
+        files = [str(p) for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
+        if files:  # every data file left on disk, deletion vectors ignored, change-data files included
+            assert _subject_rows(spark.read.option("mergeSchema", "true").parquet(*files),
+                                 table, hashes, raw, request_ids) == 0, table
+        log_text = "".join(p.read_text(errors="replace") for p in Path(path, "_delta_log").glob("*.json"))
+        assert raw not in log_text and str(traffic["email"]) not in log_text, table
+
+    requests = read_table(spark, warehouse.paths.warehouse, N.PRIVACY_REQUESTS).collect()
+    assert [(r["entity_field"], r["subject_pseudonym"], r["reason"]) for r in requests] == [
+        ("user_id", hashes[0], "ticket-42")]
+    assert raw not in json.dumps([r.asDict(recursive=True) for r in requests], default=str)
+
+    assert forget_run.run_forget(spark, warehouse, args) == 0  # a rerun converges: nothing left to delete
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows_deleted"] == 0
+
+
+def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Warehouse,
+                                             traffic: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
+    quarantine = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() > 0
+    args = argparse.Namespace(before="2026-11-25", vacuum_retain_hours=0)  # nothing landed before: kept
+    forget_run.run_purge(spark, warehouse, args)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["purged_feature_logs_quarantine"] == 0
+    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-26", vacuum_retain_hours=0))
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["purged_feature_logs_quarantine"] > 0
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() == 0
+    assert not [p for p in Path(quarantine).rglob("*.parquet")]
