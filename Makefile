@@ -26,15 +26,18 @@ demo: setup
 	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse \
 	    generate --start 2026-11-25T00 --hours 3 --rps 40 --seed 7
 	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse compact --date 2026-11-25
-	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql \
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql --role ml_engineer \
 	    "SELECT event_date, event_hour, model.version AS model_version, count(*) AS rows, \
 	            round(avg(prediction.score), 4) AS avg_score, \
 	            count_if(feature_status['ip_risk'] = 'timeout') AS ip_risk_timeouts \
 	     FROM feature_logs GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"
-	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql \
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql --role privacy_officer \
 	    "SELECT landing_hour, reason, count(*) AS n FROM feature_logs_quarantine GROUP BY 1, 2 ORDER BY 1, 2"
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse tables describe feature_logs
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql --role analyst \
+	    "SELECT * FROM feature_logs LIMIT 3"
 	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse labels --through 2027-03-31
-	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql \
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql --role ml_engineer \
 	    "SELECT label_state, label, count(*) AS rows, round(avg(label_delay_s) / 86400, 1) AS avg_delay_days \
 	     FROM labeled_examples GROUP BY 1, 2 ORDER BY 1, 2"
 

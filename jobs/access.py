@@ -29,7 +29,7 @@ DERIVED: dict[str, Access] = {
 # Tables whose every column is one class: raw text (quarantines), the forget log, the audit.
 WHOLE_TABLE: dict[str, Access] = {
     N.FEATURE_LOGS_QUARANTINE: "restricted", N.LABELS_QUARANTINE: "restricted",
-    N.PRIVACY_REQUESTS: "restricted", N.INGESTION_AUDIT: "internal",
+    N.PRIVACY_REQUESTS: "restricted", N.INGESTION_AUDIT: "internal", N.DATASET_VERSIONS: "internal",
 }
 LABEL_CLASS: Access = "internal"  # labels and label-derived columns: model targets, not for every analyst
 

@@ -26,7 +26,7 @@ def _global_options(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from jobs import compact_run, describe, forget_run, generate_cmd, labels_run, sql
+    from jobs import compact_run, datasets, describe, forget_run, generate_cmd, labels_run, snapshot_run, sql
 
     parser = argparse.ArgumentParser(
         prog="skewless", description="Served-feature logging warehouse on Spark + Delta Lake.",
@@ -47,6 +47,10 @@ def build_parser() -> argparse.ArgumentParser:
          forget_run.add_forget_arguments),
         ("purge", "purge quarantined raw text past its retention (also done by compact --date)",
          forget_run.add_purge_arguments),
+        ("snapshot", "create a versioned training snapshot, gated by its Great Expectations suite",
+         snapshot_run.add_arguments),
+        ("datasets", "list, show and export dataset versions (NAME@N, NAME@latest, NAME@YYYY-MM-DD)",
+         datasets.add_arguments),
         ("jars", "print the Delta jar paths for `spark-submit --jars`", lambda p: None),
     ]
     for name, help_text, add in commands:
@@ -94,6 +98,14 @@ def dispatch(args: argparse.Namespace) -> int:
         from jobs import describe
 
         return describe.run(spark, wh, args)
+    if args.command == "snapshot":
+        from jobs import snapshot_run
+
+        return snapshot_run.run(spark, wh, args)
+    if args.command == "datasets":
+        from jobs import datasets
+
+        return datasets.run(spark, wh, args)
     if args.command in ("forget", "purge"):
         from jobs import forget_run
 

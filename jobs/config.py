@@ -25,7 +25,7 @@ FeatureType = Literal["numeric", "categorical", "boolean"]
 _NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 T = TypeVar("T")
-_LOADED = ("source", "policy")  # filled in by the loader, never from YAML
+LOADED = {"loaded": True}  # field metadata: filled in by a loader, never from YAML
 
 
 @dataclass(frozen=True)
@@ -89,9 +89,11 @@ class Warehouse:
     compaction: Compaction = field(default_factory=Compaction)
     models_dir: str = "models"
     privacy: str = "privacy.yaml"     # the privacy policy, relative to this file
+    datasets_dir: str = "datasets"    # dataset definitions, relative to this file
+    expectations_dir: str = "../expectations"  # Great Expectations suites, relative to this file
     models: tuple[ModelConfig, ...] = ()
-    policy: Any = None                # the loaded PrivacyPolicy (jobs.policy); never set in YAML
-    source: str = "<defaults>"
+    policy: Any = field(default=None, metadata=LOADED)  # the PrivacyPolicy (jobs.policy)
+    source: str = field(default="<defaults>", metadata=LOADED)
 
     def model(self, name: str) -> ModelConfig | None:
         return next((m for m in self.models if m.name == name), None)
@@ -128,7 +130,7 @@ def _convert(tp: Any, value: Any, source: str, path: str) -> Any:
         if not isinstance(value, dict):
             raise ConfigError(source, path, f"expected a mapping, got {type(value).__name__}")
         hints = get_type_hints(tp)
-        fields = {f.name: f for f in dataclasses.fields(tp) if f.name not in _LOADED}
+        fields = {f.name: f for f in dataclasses.fields(tp) if not f.metadata.get("loaded")}
         unknown = sorted(set(value) - set(fields))
         if unknown:
             where = f"{path}.{unknown[0]}" if path else str(unknown[0])

@@ -22,7 +22,8 @@ from jobs.forget import NEEDLE, SUBJECT, parse_subject, pseudonyms, quarantine_m
 from jobs.logformat import parse_date
 from jobs.policy import resolve_key
 from jobs.progress import Progress, summary
-from jobs.tables import ensure_table, is_table, last_commit, table_path
+from jobs.tables import ensure_table, is_table, last_commit, list_subfolders, qualify, table_path
+from jobs.versions import SNAPSHOTS_DIR
 
 REQUESTS_SCHEMA = T.StructType([
     T.StructField("privacy_request_id", T.StringType(), False),
@@ -72,8 +73,10 @@ def run_forget(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> 
         rows = subject_rows(logs, member, matches).persist(StorageLevel.MEMORY_AND_DISK)
     else:
         rows = spark.createDataFrame([], f"{N.REQUEST_ID} string, {N.EVENT_DATE} date")
+    # Snapshot versions hold the subject's rows too (by request id): see README on reproducibility.
+    path.update(snapshot_tables(spark, wh))
     try:
-        for name in BY_REQUEST:
+        for name in (*BY_REQUEST, *[n for n in path if n.startswith("snapshots/")]):
             deleted[name] = _merge_delete(spark, path[name], rows.select(N.REQUEST_ID).distinct(),
                                           f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID}")
             progress.step(f"{name}: {deleted[name]} rows deleted")
@@ -87,7 +90,7 @@ def run_forget(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> 
         progress.step(f"{N.FEATURE_LOGS}: {deleted[N.FEATURE_LOGS]} rows deleted")
     finally:
         rows.unpersist()
-    for name in (*BY_REQUEST, N.FEATURE_LOGS_QUARANTINE, N.FEATURE_LOGS):
+    for name in deleted:  # even where this run deleted nothing: a killed earlier run may have
         if is_table(spark, path[name]):
             make_physical(spark, path[name], retain)
     progress.step(f"deletion vectors purged and files older than {retain} h vacuumed")
@@ -100,6 +103,16 @@ def run_forget(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> 
              **{f"deleted_{k}": v for k, v in deleted.items()}, "vacuum_retain_hours": retain,
              "seconds": progress.elapsed()})
     return 0
+
+
+def snapshot_tables(spark: SparkSession, wh: Warehouse) -> dict[str, str]:
+    """`snapshots/NAME/vNNNN` -> path, for every materialized snapshot version."""
+    root = f"{qualify(wh.paths.warehouse).rstrip('/')}/{SNAPSHOTS_DIR}"
+    out = {}
+    for name in list_subfolders(spark, root, ""):
+        for version in list_subfolders(spark, f"{root}/{name}", "v"):
+            out[f"{SNAPSHOTS_DIR}/{name}/{version}"] = f"{root}/{name}/{version}"
+    return out
 
 
 def _leaf_paths(df: DataFrame) -> set[str]:

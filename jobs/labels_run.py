@@ -155,7 +155,8 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
         StorageLevel.MEMORY_AND_DISK)
     try:
         labels = read_table(spark, wh.paths.warehouse, N.LABELS)
-        as_of = labels_as_of_watermark(labels)
+        # Labels are known through the last ingested date, also when that day brought no label.
+        as_of = max(labels_as_of_watermark(labels), max(days) + timedelta(days=1))
         policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
         run_labels = labels.where(_dates_sql(days))
         jc = label_join_counts(run_labels, served).first()

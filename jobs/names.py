@@ -12,8 +12,9 @@ LABELS: Final = "labels"
 LABELS_QUARANTINE: Final = "labels_quarantine"
 LABELED_EXAMPLES: Final = "labeled_examples"
 PRIVACY_REQUESTS: Final = "privacy_requests"
+DATASET_VERSIONS: Final = "dataset_versions"
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
-                 PRIVACY_REQUESTS)
+                 PRIVACY_REQUESTS, DATASET_VERSIONS)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from jobs.config import FeatureType, build, read_yaml
+from jobs.config import LOADED, FeatureType, build, read_yaml
 from jobs.errors import ConfigError
 
 Access = Literal["public", "internal", "restricted"]
@@ -62,7 +62,7 @@ class PrivacyPolicy:
     default_role: str = "analyst"
     retention: Retention = field(default_factory=Retention)
     fields: dict[str, FieldPolicy] = field(default_factory=dict)
-    source: str = "<defaults>"
+    source: str = field(default="<defaults>", metadata=LOADED)
 
     def lookup(self, path: str) -> FieldPolicy | None:
         """The policy of a field path: its own entry, else its section's `*` entry."""
