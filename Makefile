@@ -40,6 +40,8 @@ demo: setup
 	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse sql --role ml_engineer \
 	    "SELECT label_state, label, count(*) AS rows, round(avg(label_delay_s) / 86400, 1) AS avg_delay_days \
 	     FROM labeled_examples GROUP BY 1, 2 ORDER BY 1, 2"
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse snapshot create fraud_daily --as-of 2027-04-01
+	$(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse datasets list
 
 test: setup
 	$(BIN)/pytest -q $(PYTEST_ARGS)
@@ -47,6 +49,7 @@ test: setup
 bench: setup
 	$(PY) bench/compact.py
 	$(PY) bench/labels.py
+	$(PY) bench/snapshot.py
 
 lint: setup
 	$(BIN)/ruff check jobs tests bench

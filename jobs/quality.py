@@ -86,24 +86,39 @@ def validate(df: DataFrame, suite: dict[str, Any]) -> QualityReport:
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
     asset = context.data_sources.add_spark(name="skewless").add_dataframe_asset(name=suite["name"])
     batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
-    result = batch.validate(gx_suite, result_format={
-        "result_format": "COMPLETE", "unexpected_index_column_names": [N.REQUEST_ID],
-        "partial_unexpected_count": SAMPLE_IDS, "return_unexpected_index_query": False})
+    # Pass 1 computes every expectation's metrics (BASIC: counts, observed values, no row lookups).
+    # Pass 2 runs only the failing ones again, asking GX for the request_ids of offending rows:
+    # the per-expectation row lookups cost as much as the whole suite, and passing ones need none.
+    result = batch.validate(gx_suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
+    samples: dict[str, list[str]] = {}
+    failing = [r.expectation_config for r in result.results if not r.success and r.expectation_config is not None]
+    if failing:
+        again = batch.validate(ExpectationSuite(name=f"{suite['name']}-failures", expectations=[
+            {"type": c.type, "kwargs": {k: v for k, v in c.kwargs.items() if k != "batch_id"}} for c in failing]),
+            result_format={"result_format": "SUMMARY", "unexpected_index_column_names": [N.REQUEST_ID],
+                           "partial_unexpected_count": SAMPLE_IDS, "return_unexpected_index_query": False})
+        for r in again.results:
+            assert r.expectation_config is not None
+            listed = (r.result or {}).get("partial_unexpected_index_list") or []
+            samples[_key(r.expectation_config.type, _kwargs(r.expectation_config.kwargs))] = [
+                str(x.get(N.REQUEST_ID)) for x in listed if isinstance(x, dict)][:SAMPLE_IDS]
     outcomes = []
     for r in result.results:
         res = dict(r.result or {})
-        ids = [str(x.get(N.REQUEST_ID)) for x in (res.get("partial_unexpected_index_list") or [])
-               if isinstance(x, dict)][:SAMPLE_IDS]
         cfg = r.expectation_config
         assert cfg is not None  # GX sets it on every result of a suite run
+        kwargs = _kwargs(cfg.kwargs)
         outcomes.append(Outcome(
-            expectation=cfg.type, kwargs={k: v for k, v in cfg.kwargs.items() if k != "batch_id"},
-            success=bool(r.success), observed=res.get("observed_value"),
-            unexpected_count=res.get("unexpected_count"), sample_request_ids=ids))
+            expectation=cfg.type, kwargs=kwargs, success=bool(r.success), observed=res.get("observed_value"),
+            unexpected_count=res.get("unexpected_count"), sample_request_ids=samples.get(_key(cfg.type, kwargs), [])))
     # GX reorders results; report them in the suite's order.
     order = {_key(e["type"], e.get("kwargs", {})): i for i, e in enumerate(suite["expectations"])}
     outcomes.sort(key=lambda o: order.get(_key(o.expectation, o.kwargs), 0))
     return QualityReport(suite["name"], bool(result.success), outcomes)
+
+
+def _kwargs(kwargs: Any) -> dict[str, Any]:
+    return {k: v for k, v in dict(kwargs).items() if k != "batch_id"}
 
 
 def _key(kind: str, kwargs: dict[str, Any]) -> str:

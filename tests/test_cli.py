@@ -78,6 +78,20 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"] > 0
     assert counts["inserted"] == summary["loaded"]  # one labeled example per served prediction
 
+    snap = _run(str(BIN / "skewless"), *roots, "snapshot", "create", "fraud_daily", "--as-of", "2027-04-01")
+    assert snap.returncode == 0, snap.stderr[-3000:]
+    made = json.loads(snap.stdout.strip().splitlines()[-1])
+    assert made["status"] == "published" and made["version"] == 1 and Path(made["report"]).is_file()
+    listed = _run(str(BIN / "skewless"), *roots, "datasets", "list")
+    assert listed.returncode == 0 and listed.stdout.startswith("fraud_daily@1\tpublished"), listed.stderr[-2000:]
+    out = tmp_path / "train"
+    exported = _run(str(BIN / "skewless"), *roots, "datasets", "export", "fraud_daily@latest", "--split", "train",
+                    "--out", str(out))
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    assert json.loads(exported.stdout)["rows"] == made["rows_per_split"]["train"] and list(out.glob("*.parquet"))
+    missing = _run(str(BIN / "skewless"), *roots, "datasets", "show", "fraud_daily@7")
+    assert missing.returncode == 2 and "fraud_daily@7: no such version (versions: 1 published)" in missing.stderr
+
     denied = _run(str(BIN / "skewless"), *roots, "sql", "--role", "analyst", "SELECT entity.email FROM feature_logs")
     assert denied.returncode == 2
     assert "role 'analyst' may not read feature_logs.entity.email (access class restricted)" in denied.stderr
@@ -93,6 +107,7 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert forget.returncode == 0, forget.stderr[-3000:]
     done = json.loads(forget.stdout.strip().splitlines()[-1])
     assert done["deleted_feature_logs"] > 0 and done["deleted_labeled_examples"] == done["deleted_feature_logs"]
+    assert done["deleted_snapshots/fraud_daily/v0001"] > 0
 
 
 def test_prod_profile_refuses_the_demo_key_before_any_write(tmp_path: Path) -> None:

@@ -1,0 +1,109 @@
+"""Snapshot benchmark: `make bench` (or `python bench/snapshot.py [--rows N] [--features F]`).
+
+Builds N labeled rows (default 2,000,000) with F numeric features (default 40) directly as the
+`feature_logs`, `labels` and `labeled_examples` tables, then runs `snapshot create` once to warm the
+JVM and once measured, in one Spark session. Reports the time to materialize the version and the time
+of its Great Expectations validation (a suite of 2 expectations per feature plus table-level ones),
+and their ratio (target: validation <= 0.5x materialization), in bench/results/snapshot.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+from bench.common import publish  # noqa: E402 - needs the project root on sys.path first
+
+RESULTS = ROOT / "bench" / "results" / "snapshot.json"
+START = datetime(2026, 9, 1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=2_000_000)
+    ap.add_argument("--features", type=int, default=40)
+    ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "snapshot")
+    args = ap.parse_args()
+
+    from pyspark.sql import functions as F
+
+    from jobs import names as N
+    from jobs.config import load
+    from jobs.dataset_config import DatasetConfig, Split, Window
+    from jobs.labels import EXAMPLE_COLUMNS
+    from jobs.progress import Progress
+    from jobs.session import build_session
+    from jobs.snapshot_run import create
+    from jobs.tables import table_path
+
+    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
+    spark = build_session(wh.spark)
+    names = [f"f{i:02d}" for i in range(args.features)]
+    ids = spark.range(args.rows).select(
+        F.col("id"), F.format_string("r%09d", "id").alias(N.REQUEST_ID),
+        (F.lit(START).cast("timestamp") + F.make_interval(secs=(F.col("id") % (30 * 86400)).cast("int")))
+        .alias(N.LOGGED_AT))
+    served = ids.select(
+        "id", N.REQUEST_ID, N.LOGGED_AT, F.struct(F.lit("fraud").alias("name"), F.lit("v1").alias("version"))
+        .alias(N.MODEL), F.lit(0.1).alias(N.SAMPLE_RATE), F.to_date(N.LOGGED_AT).alias(N.EVENT_DATE),
+        F.hour(N.LOGGED_AT).alias(N.EVENT_HOUR))
+    features = F.struct(*[F.when(F.rand(i) < 0.02, None).otherwise(F.rand(100 + i)).alias(n)
+                          for i, n in enumerate(names)])
+    logs = served.select(*[c for c in served.columns if c != "id"],
+                         F.struct(F.format_string("k1:%064x", F.col("id") % 50_000).alias("user_id")).alias(N.ENTITY),
+                         features.alias(N.FEATURES))
+    logs.write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).save(
+        table_path(wh.paths.warehouse, N.FEATURE_LOGS))
+    cutoff = datetime(2027, 3, 1)
+    labeled = served.select(
+        *[c for c in served.columns if c != "id"], (F.rand(7) < 0.02).cast("double").alias(N.LABEL),
+        F.lit(None).cast("timestamp").alias(N.LABEL_OBSERVED_AT), F.lit(None).cast("string").alias(N.LABEL_SOURCE),
+        F.lit(None).cast("double").alias(N.LABEL_DELAY_S), F.lit(N.STATE_MATURED_NEGATIVE).alias(N.LABEL_STATE),
+        (F.col(N.LOGGED_AT) + F.expr("INTERVAL 60 DAYS")).alias(N.WINDOW_END),
+        F.lit(cutoff).cast("timestamp").alias(N.LABELS_AS_OF)).select(*EXAMPLE_COLUMNS)
+    labeled.write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE).save(
+        table_path(wh.paths.warehouse, N.LABELED_EXAMPLES))
+    spark.createDataFrame([("r000000001", 1.0, datetime(2026, 9, 2), "chargeback", date(2027, 2, 28))],
+                          "request_id string, label double, observed_at timestamp, source string, label_date date"
+                          ).write.format("delta").mode("overwrite").save(table_path(wh.paths.warehouse, N.LABELS))
+
+    ds = DatasetConfig(name="bench", window=Window(start="2026-08-01", end="2027-01-01"), models=("fraud",),
+                       features=tuple(names), split=Split(key="entity.user_id", seed="bench"))
+    expectations = [
+        {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}},
+        {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "request_id"}},
+        {"type": "expect_column_values_to_be_unique", "kwargs": {"column": "request_id"}},
+        {"type": "expect_column_values_to_be_in_set", "kwargs": {"column": "label", "value_set": [0.0, 1.0]}},
+        {"type": "expect_column_mean_to_be_between", "kwargs": {"column": "label", "min_value": 0.0, "max_value": 0.1}},
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "weight", "min_value": 0,
+                                                                   "strict_min": True}},
+    ]
+    for n in names:
+        expectations.append({"type": "expect_column_values_to_not_be_null", "kwargs": {"column": n, "mostly": 0.9}})
+        expectations.append({"type": "expect_column_values_to_be_between",
+                             "kwargs": {"column": n, "min_value": 0, "max_value": 1}})
+    suite = {"name": "bench", "expectations": expectations}
+    as_of = date(2027, 3, 1)
+    create(spark, wh, ds, suite, as_of, Progress("bench-warmup"))
+    started = time.perf_counter()
+    record = create(spark, wh, ds, {**suite, "name": "bench-measured"}, as_of, Progress("bench"))
+    total = time.perf_counter() - started
+    spark.stop()
+    result = {
+        "benchmark": "snapshot", "when": datetime.now(UTC).isoformat(timespec="seconds"), "rows": record["rows"],
+        "features": args.features, "expectations": len(expectations), "status": record["status"],
+        "materialize_seconds": record["materialize_s"], "validate_seconds": record["validate_s"],
+        "validate_over_materialize": round(record["validate_s"] / record["materialize_s"], 3),
+        "target_validate_over_materialize": 0.5, "create_total_seconds": round(total, 3),
+    }
+    publish(RESULTS, result, args.work)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
