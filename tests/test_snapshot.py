@@ -7,7 +7,7 @@ import dataclasses
 import json
 import re
 import zlib
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -126,7 +126,10 @@ def test_versions_reproduce_after_source_changes_and_stream_as_arrow(
         spark: SparkSession, built: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
     v = resolve(versions_table(spark, built), "fraud_daily@latest")
     before = load_version(spark, built.paths.warehouse, f"fraud_daily@{v['version']}").localCheckpoint()
-    # Sources move on: a label correction arrives, then OPTIMIZE and VACUUM of every source.
+    # Sources move on: a new hour of logs, a label correction, then OPTIMIZE and VACUUM of every source.
+    later = START + timedelta(hours=1)
+    generate(GenSpec(landing=built.paths.landing, start=later, hours=1, rps=0.5, seed=9, hosts=1), progress=False)
+    compact_run.compact_hour(spark, built, later, Progress("test"), KEY)
     target = before.select(N.REQUEST_ID, N.LABEL).orderBy(F.col(N.LABEL).desc(), N.REQUEST_ID).first()
     assert target is not None
     folder = Path(built.paths.landing, N.LABELS_DIR, "date=2027-03-30")  # a late file, observed in the window
