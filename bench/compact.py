@@ -76,13 +76,14 @@ def worker(records: int, work: Path) -> dict[str, object]:
         return time.perf_counter() - started, record
 
     # Round 1 warms the JVM (class loading, JIT) for both paths; round 2 is measured. The privacy
-    # step's cost: round 2's compaction against the same compaction with an all-keep policy.
+    # step's cost: the best of two runs with the policy against the best of two with an all-keep
+    # policy, in alternating order (run-to-run noise on 2 cores is ~10%, as large as the effect).
     baseline(work / "baseline-warmup")
     compact("warmup", policy)
     baseline_s = baseline(work / "baseline")
     compact_s, record = compact("policy", policy)
-    keep_s, _ = compact("keep_all", keep_all)
-    timings = {"keep_all": keep_s, "policy": compact_s}
+    keep_s = min(compact("keep_all", keep_all)[0], compact("keep_all-2", keep_all)[0])
+    timings = {"keep_all": keep_s, "policy": min(compact_s, compact("policy-2", policy)[0])}
     read = int(record["records_read"])
     spark.stop()
     return {

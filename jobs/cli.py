@@ -3,16 +3,25 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from jobs import __version__
 from jobs.config import Warehouse, load
 from jobs.errors import SkewlessError, UsageError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_JOB_FAILED = 0, 1, 2, 3
+# Commands that run on a Spark session: command -> (module, function(spark, warehouse, args) -> exit code).
+SPARK_COMMANDS = {
+    "compact": ("jobs.compact_run", "run"), "labels": ("jobs.labels_run", "run"), "sql": ("jobs.sql", "run"),
+    "tables": ("jobs.describe", "run"), "snapshot": ("jobs.snapshot_run", "run"),
+    "datasets": ("jobs.datasets", "run"), "forget": ("jobs.forget_run", "run_forget"),
+    "purge": ("jobs.forget_run", "run_purge"),
+}
 DEFAULT_CONFIG = "conf/warehouse.yaml"
 
 EPILOG = """exit codes: 0 success, 1 a check failed, 2 usage or config error, 3 job failure.
@@ -79,39 +88,15 @@ def dispatch(args: argparse.Namespace) -> int:
         from jobs.jars import main as jars_main
 
         return jars_main(["path"])
+    if args.command not in SPARK_COMMANDS:
+        raise UsageError(f"unknown command {args.command!r}")
     from jobs.session import build_session
 
     spark = build_session(wh.spark)
-    if args.command == "compact":
-        from jobs import compact_run
+    module, function = SPARK_COMMANDS[args.command]
+    run: Callable[[Any, Warehouse, argparse.Namespace], int] = getattr(importlib.import_module(module), function)
+    return run(spark, wh, args)
 
-        return compact_run.run(spark, wh, args)
-    if args.command == "labels":
-        from jobs import labels_run
-
-        return labels_run.run(spark, wh, args)
-    if args.command == "sql":
-        from jobs import sql
-
-        return sql.run(spark, wh, args)
-    if args.command == "tables":
-        from jobs import describe
-
-        return describe.run(spark, wh, args)
-    if args.command == "snapshot":
-        from jobs import snapshot_run
-
-        return snapshot_run.run(spark, wh, args)
-    if args.command == "datasets":
-        from jobs import datasets
-
-        return datasets.run(spark, wh, args)
-    if args.command in ("forget", "purge"):
-        from jobs import forget_run
-
-        return forget_run.run_forget(spark, wh, args) if args.command == "forget" else forget_run.run_purge(
-            spark, wh, args)
-    raise UsageError(f"unknown command {args.command!r}")
 
 
 def main(argv: list[str] | None = None) -> int:
