@@ -78,11 +78,13 @@ def _column(path: str) -> Column:
     return F.col(path)
 
 
-def content_sums(rows: DataFrame) -> DataFrame:
-    """One row: the count and two order-independent sums of per-row hashes over every column.
-    Equal content gives equal sums whatever the file layout, partitioning or row order."""
+def content_sums(rows: DataFrame, by: str | None = None) -> DataFrame:
+    """The count and two order-independent sums of per-row hashes over every column (per `by` value
+    when given; the sums add up across groups). Equal content gives equal sums whatever the file
+    layout, partitioning or row order."""
     cols = [F.col(c) for c in rows.columns]
-    return rows.agg(
+    grouped = rows.groupBy(by) if by else rows.groupBy()
+    return grouped.agg(
         F.count(F.lit(1)).alias("rows"),
         F.sum(F.xxhash64(*cols).cast("decimal(38,0)")).alias("h1"),
         F.sum(F.hash(*cols).cast("decimal(38,0)")).alias("h2"),
@@ -93,11 +95,6 @@ def content_hash(rows: int, h1: object, h2: object, schema: T.StructType) -> str
     """sha256 over the schema and the content sums (computed in Spark, never by collecting rows)."""
     text = f"{schema.simpleString()}|{rows}|{h1 or 0}|{h2 or 0}"
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def split_counts(rows: DataFrame) -> DataFrame:
-    require_columns(rows, (SPLIT,), "split_counts")
-    return rows.groupBy(SPLIT).count()
 
 
 def main(argv: list[str] | None = None) -> int:
