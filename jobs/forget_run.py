@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from jobs import names as N
-from jobs.access import tag_schema
+from jobs.access import read_tags, tag_schema
 from jobs.config import Warehouse
 from jobs.errors import UsageError
 from jobs.forget import NEEDLE, SUBJECT, parse_subject, pseudonyms, quarantine_match, subject_rows
@@ -68,7 +68,7 @@ def run_forget(spark: SparkSession, wh: Warehouse, args: argparse.Namespace) -> 
     matches = spark.createDataFrame([(v,) for v in values], f"{SUBJECT} string")
     if is_table(spark, path[N.FEATURE_LOGS]):
         logs = spark.read.format("delta").load(path[N.FEATURE_LOGS])
-        if f"{N.ENTITY}.{member}" not in _leaf_paths(logs):
+        if f"{N.ENTITY}.{member}" not in read_tags(logs.schema):
             raise UsageError(f"--entity {member}: feature_logs has no column {N.ENTITY}.{member}")
         rows = subject_rows(logs, member, matches).persist(StorageLevel.MEMORY_AND_DISK)
     else:
@@ -112,15 +112,6 @@ def snapshot_tables(spark: SparkSession, wh: Warehouse) -> dict[str, str]:
     for name in list_subfolders(spark, root, ""):
         for version in list_subfolders(spark, f"{root}/{name}", "v"):
             out[f"{SNAPSHOTS_DIR}/{name}/{version}"] = f"{root}/{name}/{version}"
-    return out
-
-
-def _leaf_paths(df: DataFrame) -> set[str]:
-    out = set()
-    for f in df.schema.fields:
-        out.add(f.name)
-        if isinstance(f.dataType, T.StructType):
-            out.update(f"{f.name}.{c.name}" for c in f.dataType.fields)
     return out
 
 

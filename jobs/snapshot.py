@@ -64,7 +64,7 @@ def select_examples(examples: DataFrame, ds: DatasetConfig, start: datetime, end
         rows = rows.where((F.col(N.WINDOW_END) <= F.lit(label_cutoff)) & F.col(N.LABEL).isNotNull())
     for condition in ds.filters:
         rows = rows.where(F.expr(condition))
-    key = F.coalesce(_column(ds.split.key).cast("string"), F.col(N.REQUEST_ID))
+    key = F.coalesce(F.col(ds.split.key).cast("string"), F.col(N.REQUEST_ID))
     weight = (F.lit(1.0) / F.col(N.SAMPLE_RATE)) if ds.weight == "inverse_sample_rate" else F.lit(1.0)
     return rows.select(
         N.REQUEST_ID, N.LOGGED_AT, F.col(N.MODEL)["name"].alias(MODEL_NAME),
@@ -72,10 +72,6 @@ def select_examples(examples: DataFrame, ds: DatasetConfig, start: datetime, end
         *[F.col(N.FEATURES)[f].alias(f) for f in wanted],
         F.col(ds.label).cast("double").alias(N.LABEL), weight.alias(WEIGHT), split_of(key, ds.split).alias(SPLIT),
     )
-
-
-def _column(path: str) -> Column:
-    return F.col(path)
 
 
 def content_sums(rows: DataFrame, by: str | None = None) -> DataFrame:

@@ -29,8 +29,8 @@ from jobs.logformat import parse_date
 from jobs.progress import Progress, summary
 from jobs.quality import load_suite, render_html, validate
 from jobs.snapshot import SPLIT, SPLITS, content_hash, content_sums, select_examples
-from jobs.tables import is_table, last_commit, table_path
-from jobs.versions import delete_path, next_version, record_version, snapshot_path, versions_table, write_text
+from jobs.tables import delete_path, is_table, last_commit, table_path, write_text
+from jobs.versions import next_version, record_version, snapshot_path, versions_table
 
 SOURCES = (N.LABELED_EXAMPLES, N.FEATURE_LOGS, N.LABELS)
 

@@ -57,6 +57,29 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions:
     builder.execute()
 
 
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Hadoop Path) for any path or URI: local disk and object stores alike."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write a small text file (a report) through Hadoop's FileSystem."""
+    fs, hpath = hadoop_fs(spark, path)
+    out = fs.create(hpath, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    fs, hpath = hadoop_fs(spark, path)
+    fs.delete(hpath, True)
+
+
 @dataclass(frozen=True)
 class LandingFile:
     path: str
@@ -65,10 +88,7 @@ class LandingFile:
 
 def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> list[LandingFile]:
     """Files directly in `folder` (any Hadoop filesystem), skipping hidden and in-progress names."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hpath = hadoop_fs(spark, qualify(folder))
     if not fs.exists(hpath):
         return []
     out = []
@@ -100,11 +120,8 @@ def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
     """The last 4 bytes of a gzip file: its uncompressed size mod 2^32 (little-endian). One small read."""
     if size < 18:  # shorter than an empty gzip member: nothing to trust
         return None
-    sc = spark.sparkContext
-    jvm = sc._jvm
-    assert jvm is not None
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    stream = hpath.getFileSystem(sc._jsc.hadoopConfiguration()).open(hpath)
+    fs, hpath = hadoop_fs(spark, path)
+    stream = fs.open(hpath)
     try:
         stream.seek(size - 4)
         big_endian = int(stream.readInt()) & 0xFFFFFFFF  # DataInput reads big-endian; gzip stores little
@@ -114,10 +131,7 @@ def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
 
 
 def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hpath = jvm.org.apache.hadoop.fs.Path(qualify(folder))
-    fs = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration())
+    fs, hpath = hadoop_fs(spark, qualify(folder))
     if not fs.exists(hpath):
         return []
     return sorted(s.getPath().getName() for s in fs.listStatus(hpath)

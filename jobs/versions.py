@@ -95,22 +95,3 @@ def resolve(versions: DataFrame, text: str | Ref, *, published_only: bool = True
 def _known(mine: DataFrame) -> str:
     rows = mine.select("version", "status").orderBy("version").collect()
     return "versions: " + (", ".join(f"{r['version']} {r['status']}" for r in rows) or "none")
-
-
-def write_text(spark: SparkSession, path: str, text: str) -> None:
-    """Write a small text file through Hadoop's FileSystem (local disk or an object store)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    out = hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).create(hpath, True)
-    try:
-        out.write(bytearray(text.encode("utf-8")))
-    finally:
-        out.close()
-
-
-def delete_path(spark: SparkSession, path: str) -> None:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    hpath = jvm.org.apache.hadoop.fs.Path(path)
-    hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()).delete(hpath, True)
