@@ -26,6 +26,7 @@ from bench.common import publish  # noqa: E402 - needs the project root on sys.p
 RESULTS = ROOT / "bench" / "results" / "labels.json"
 START = datetime(2026, 11, 20)  # rows within the 60-day window of NEW_DAY: its labels do join
 NEW_DAY = "2027-01-15"
+LAST_DAY = "2026-12-19"  # the 30th day of served rows: appended just before the incremental run
 
 
 def main() -> int:
@@ -39,10 +40,11 @@ def main() -> int:
 
     from jobs import labels_run
     from jobs import names as N
+    from jobs.compact_run import FEATURE_LOG_PROPERTIES
     from jobs.config import load
     from jobs.progress import Progress
     from jobs.session import build_session
-    from jobs.tables import table_path
+    from jobs.tables import ensure_table, table_path
 
     shutil.rmtree(args.work, ignore_errors=True)
     wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
@@ -65,9 +67,12 @@ def main() -> int:
         .alias(N.PREDICTION),
         F.lit(0.1).alias(N.SAMPLE_RATE), F.create_map().cast("map<string,string>").alias(N.CONTEXT),
         F.to_date("logged_at").alias(N.EVENT_DATE), F.hour("logged_at").alias(N.EVENT_HOUR),
+        F.date_trunc("hour", "logged_at").alias(N.LANDING_HOUR),
     )
-    served.write.format("delta").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).save(table_path(wh.paths.warehouse,
-                                                                                          N.FEATURE_LOGS))
+    fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    ensure_table(spark, fl_path, served.schema, N.FEATURE_LOG_PARTITIONS, FEATURE_LOG_PROPERTIES)
+    last_day = F.col(N.LOGGED_AT) >= F.lit(LAST_DAY).cast("timestamp")
+    served.where(~last_day).write.format("delta").mode("append").save(fl_path)
     frauds = ids.where(F.rand(1) < 0.05)
     delay_days = F.when(F.rand(2) < 0.10, 61 + F.rand(3) * 30).otherwise(1 + F.rand(4) * 59)
     events = frauds.select(F.concat(F.lit("r"), F.col("id")).alias(N.REQUEST_ID), F.lit(1.0).alias(N.LABEL),
@@ -85,7 +90,9 @@ def main() -> int:
     day = datetime(2027, 1, 14)
     labels_run.update_examples(spark, wh, [day], full=True, progress=Progress("bench-setup"))
 
-    # The new day: labels for 1% of the served rows (new chargebacks and corrections), as landing lines.
+    # The new day: the last of the 30 days of served rows arrives (compaction appends it), and labels
+    # for 1% of all served rows (new chargebacks and corrections), as landing lines.
+    served.where(last_day).write.format("delta").mode("append").save(fl_path)
     folder = args.work / "landing" / "labels" / f"date={NEW_DAY}"
     new = spark.range(0, n, 100).select(
         F.concat(F.lit("r"), F.col("id")).alias("request_id"), F.lit(1.0).alias("label"),

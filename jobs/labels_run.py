@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,9 @@ from jobs import audit
 from jobs import names as N
 from jobs.access import tagged
 from jobs.compact_run import SUFFIXES, replace_rows
-from jobs.config import Warehouse
+from jobs.config import LabelPolicy, Warehouse
 from jobs.errors import InvariantError, UsageError
+from jobs.label_sync import SyncState, feed_covers, last_state, maturing_filter, policies_digest, served_changes
 from jobs.labels import (
     EXAMPLE_COLUMNS,
     POLICY_SCHEMA,
@@ -122,9 +124,12 @@ def ingest(spark: SparkSession, wh: Warehouse, days: list[datetime], run_id: str
         policy = wh.privacy_policy
         replace_rows(to_labels(observed, run_id, started), table_path(wh.paths.warehouse, N.LABELS),
                      (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy)
-        replace_rows(to_label_quarantine(classified, run_id, started).coalesce(1),
-                     table_path(wh.paths.warehouse, N.LABELS_QUARANTINE), (N.LABEL_DATE,), where,
-                     LABEL_QUARANTINE_PROPERTIES, policy)
+        q_path = table_path(wh.paths.warehouse, N.LABELS_QUARANTINE)
+        # Nothing quarantined now or before for these dates: a replace would commit an empty change.
+        if any(k is not None for k in by_reason) or not is_table(spark, q_path) or (
+                spark.read.format("delta").load(q_path).where(where).limit(1).count()):
+            replace_rows(to_label_quarantine(classified, run_id, started).coalesce(1), q_path, (N.LABEL_DATE,),
+                         where, LABEL_QUARANTINE_PROPERTIES, policy)
         metrics = obs.get
     finally:
         classified.unpersist()
@@ -150,73 +155,118 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     if not is_table(spark, fl_path):
         progress.step("no feature_logs yet: labels ingested, nothing to join")
         return {"joinable": 0, "orphaned": 0, "before_prediction": 0, "updated": 0, "inserted": 0, "matured": 0}
-    # The served keys are read once (narrow columns) and used by every step below.
-    served = read_table(spark, wh.paths.warehouse, N.FEATURE_LOGS).select(*SERVED_COLUMNS).persist(
-        StorageLevel.MEMORY_AND_DISK)
-    try:
-        labels = read_table(spark, wh.paths.warehouse, N.LABELS)
-        # Labels are known through the last ingested date, also when that day brought no label.
-        as_of = max(labels_as_of_watermark(labels), max(days) + timedelta(days=1))
-        policies = spark.createDataFrame(policy_rows(wh.models), POLICY_SCHEMA)
-        run_labels = labels.where(_dates_sql(days))
-        jc = label_join_counts(run_labels, served).first()
-        assert jc is not None
-        counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
-        progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
-                      f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
-        ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
-        if full or not is_table(spark, ex_path):
-            rows = tagged(label_examples(served, labels, policies, as_of).select(*EXAMPLE_COLUMNS),
-                          N.LABELED_EXAMPLES, wh.privacy_policy)
-            counts.update(_recompute(rows, ex_path))
-            progress.step(f"labeled_examples recomputed as of {as_of:%Y-%m-%d}: {counts['inserted']} rows")
-        else:
-            counts.update(_merge_changes(served, labels, run_labels, policies, as_of, ex_path, progress))
-    finally:
-        served.unpersist()
+    labels = read_table(spark, wh.paths.warehouse, N.LABELS)
+    # Labels are known through the last ingested date, also when that day brought no label.
+    as_of = max(labels_as_of_watermark(labels), max(days) + timedelta(days=1))
+    rows = policy_rows(wh.models)
+    policies = spark.createDataFrame(rows, POLICY_SCHEMA)
+    run_labels = labels.where(_dates_sql(days))
+    # Every read of feature_logs below is pinned to this version, which the commit then records.
+    state = SyncState(last_commit(spark, fl_path)["version"], as_of, policies_digest(rows))
+    ex_path = table_path(wh.paths.warehouse, N.LABELED_EXAMPLES)
+    prev = None if full or not is_table(spark, ex_path) else last_state(spark, ex_path)
+    if prev is not None and prev.policies != state.policies:
+        progress.step("label policies changed since the last run: recomputing labeled_examples")
+        prev = None
+    if prev is None:
+        return _recompute(spark, wh, fl_path, ex_path, labels, run_labels, policies, state, progress)
+    windows = [r[1] for r in rows] + [LabelPolicy().window_days]
+    return _merge_changes(spark, fl_path, ex_path, labels, run_labels, policies, state, prev, windows, progress)
+
+
+def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, progress: Progress) -> dict[str, int]:
+    # A day's labels are few: only the served rows they name are joined (broadcast, no shuffle of served).
+    named = served.join(F.broadcast(run_labels.select(N.REQUEST_ID).distinct()), on=N.REQUEST_ID, how="left_semi")
+    jc = label_join_counts(run_labels, named).first()
+    assert jc is not None
+    counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
+    progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
+                  f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
     return counts
 
 
-def _recompute(rows: DataFrame, ex_path: str) -> dict[str, int]:
-    ensure_table(rows.sparkSession, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
-    (rows.write.format("delta").mode("overwrite").option("overwriteSchema", "true")
-     .partitionBy(N.EVENT_DATE).save(ex_path))
-    metrics = last_commit(rows.sparkSession, ex_path)["metrics"]
-    return {"updated": 0, "inserted": int(metrics.get("numOutputRows", 0)), "matured": 0}
+def _recompute(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, labels: DataFrame,
+               run_labels: DataFrame, policies: DataFrame, state: SyncState, progress: Progress) -> dict[str, int]:
+    served = (spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
+              .select(*SERVED_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK))
+    try:
+        counts = _join_counts(run_labels, served, state.as_of, progress)
+        rows = tagged(label_examples(served, labels, policies, state.as_of).select(*EXAMPLE_COLUMNS),
+                      N.LABELED_EXAMPLES, wh.privacy_policy)
+        ensure_table(spark, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
+        # One file per event date: later MERGEs then touch (and mark) few, larger files.
+        (rows.repartition(N.EVENT_DATE).write.format("delta").mode("overwrite").option("overwriteSchema", "true")
+         .option("userMetadata", state.to_metadata()).partitionBy(N.EVENT_DATE).save(ex_path))
+    finally:
+        served.unpersist()
+    metrics = last_commit(spark, ex_path)["metrics"]
+    counts.update(updated=0, inserted=int(metrics.get("numOutputRows", 0)), matured=0)
+    progress.step(f"labeled_examples recomputed as of {state.as_of:%Y-%m-%d}: {counts['inserted']} rows")
+    return counts
 
 
-def _merge_changes(served: DataFrame, labels: DataFrame, run_labels: DataFrame, policies: DataFrame,
-                   as_of: datetime, ex_path: str, progress: Progress) -> dict[str, int]:
-    """MERGE the rows whose answer can have changed: requests labeled in this run, served rows not
-    yet in the table, and pending rows whose window has closed. Unchanged rows are not rewritten."""
-    spark = served.sparkSession
+def _merge_changes(spark: SparkSession, fl_path: str, ex_path: str, labels: DataFrame, run_labels: DataFrame,
+                   policies: DataFrame, state: SyncState, prev: SyncState, windows: list[int],
+                   progress: Progress) -> dict[str, int]:
+    """MERGE the rows whose answer can have changed: requests labeled in this run, served rows added
+    since the last run, and pending rows whose window closed since. Unchanged rows are not rewritten.
+    labeled_examples itself is the index of served rows, so feature_logs is read only for what is new."""
     examples = DeltaTable.forPath(spark, ex_path)
     ex = examples.toDF()
     before = last_commit(spark, ex_path)["version"]
-    maturing = ex.where((F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of)))
-    affected = (run_labels.select(N.REQUEST_ID)
-                .union(served.select(N.REQUEST_ID).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti"))
-                .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
+    if feed_covers(spark, fl_path, prev.feature_logs_version, state.feature_logs_version):
+        new = served_changes(spark, fl_path, prev.feature_logs_version, state.feature_logs_version)
+    else:
+        progress.step("feature_logs has no change data for the range: comparing whole tables")
+        pinned = spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
+        new = pinned.select(*SERVED_COLUMNS).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
+    new = new.persist(StorageLevel.MEMORY_AND_DISK)
+    maturing = ex.where(maturing_filter(prev.as_of, state.as_of, windows))
     try:
-        matured = maturing.count()
-        progress.step(f"{affected.count()} affected requests ({matured} newly matured)")
-        fresh = label_examples(served.join(affected, on=N.REQUEST_ID, how="left_semi"),
-                               labels.join(affected, on=N.REQUEST_ID, how="left_semi"), policies, as_of)
-        (examples.alias("t").merge(fresh.select(*EXAMPLE_COLUMNS).alias("s"),
-                                   f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}")
-         .whenMatchedUpdateAll(condition=_CHANGED).whenNotMatchedInsertAll().execute())
+        served = (ex.select(*SERVED_COLUMNS).join(F.broadcast(new.select(N.REQUEST_ID)), on=N.REQUEST_ID,
+                                                   how="left_anti").unionByName(new))
+        counts = _join_counts(run_labels, served, state.as_of, progress)
+        affected = (run_labels.select(N.REQUEST_ID).union(new.select(N.REQUEST_ID))
+                    .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
+        try:
+            n_new, matured = new.count(), maturing.count()
+            progress.step(f"{affected.count()} affected requests ({n_new} new served rows, {matured} newly matured)")
+            # Affected requests are a small share of the table: broadcast them into both scans.
+            fresh = label_examples(served.join(F.broadcast(affected), on=N.REQUEST_ID, how="left_semi"),
+                                   labels.join(F.broadcast(affected), on=N.REQUEST_ID, how="left_semi"),
+                                   policies, state.as_of).select(*EXAMPLE_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)
+            merge = examples.alias("t").merge(
+                fresh.alias("s"),
+                f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}",
+            ).whenMatchedUpdateAll(condition=_CHANGED)
+            if n_new:  # without new served rows every source row matches: no outer join needed
+                merge = merge.whenNotMatchedInsertAll()
+            _with_user_metadata(spark, state.to_metadata(), merge.execute)
+            fresh.unpersist()
+        finally:
+            affected.unpersist()
     finally:
-        affected.unpersist()
+        new.unpersist()
     after = last_commit(spark, ex_path)
     # A MERGE that changes nothing may not commit: then the latest commit is an older run's.
     m = after["metrics"] if after["version"] != before else {}
-    out = {"updated": int(m.get("numTargetRowsUpdated", 0)), "inserted": int(m.get("numTargetRowsInserted", 0)),
-           "matured": matured}
-    progress.step(f"labeled_examples merged as of {as_of:%Y-%m-%d}: updated={out['updated']} "
-                  f"inserted={out['inserted']} matured={matured} (merge scan {m.get('scanTimeMs', '-')} ms, "
+    counts.update(updated=int(m.get("numTargetRowsUpdated", 0)), inserted=int(m.get("numTargetRowsInserted", 0)),
+                  matured=matured)
+    progress.step(f"labeled_examples merged as of {state.as_of:%Y-%m-%d}: updated={counts['updated']} "
+                  f"inserted={counts['inserted']} matured={matured} (merge scan {m.get('scanTimeMs', '-')} ms, "
                   f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
                   f"deletion vectors)")
-    return out
+    return counts
+
+
+def _with_user_metadata(spark: SparkSession, metadata: str, action: Callable[[], object]) -> None:
+    """Run a DeltaTable action whose commit records `metadata` (the API has no per-call option)."""
+    conf = "spark.databricks.delta.commitInfo.userMetadata"
+    spark.conf.set(conf, metadata)
+    try:
+        action()
+    finally:
+        spark.conf.unset(conf)
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:

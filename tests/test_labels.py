@@ -4,6 +4,7 @@ path, idempotent reruns and as-of reproducibility."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -16,6 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from jobs import compact_run, labels_run
 from jobs import names as N
 from jobs.config import Warehouse
+from jobs.label_sync import SyncState, last_state
 from jobs.labels import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
@@ -165,3 +167,66 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkS
     # As of Dec 2 the chargeback stands, even though a correction arrived since.
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
                          as_known_dec2)
+
+
+def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
+        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
+    landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
+    write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2")])
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    _write_labels(landing, "2026-12-01", [
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"}])
+    for day in ("2026-12-02", "2027-02-01"):
+        _write_labels(landing, day, [])
+
+    def run(day: str, wh: Warehouse = warehouse) -> dict[str, object]:
+        assert labels_run.run(spark, wh, argparse.Namespace(date=day, through=None, full=False)) == 0
+        return dict(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
+
+    def state() -> SyncState | None:
+        return last_state(spark, f"{tables}/{N.LABELED_EXAMPLES}")
+
+    run("2026-12-01")  # the first run computes the table from scratch and records what it read
+    first = state()
+    fl_version = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.FEATURE_LOGS}`").first()
+    assert first is not None and fl_version is not None
+    assert first.feature_logs_version == fl_version["version"] and first.as_of == datetime(2026, 12, 2)
+
+    # Compaction adds served rows: the next run finds them in feature_logs' change feed, not by a scan.
+    hour2 = HOUR + timedelta(hours=1)
+    write_hour(landing, hour2, "pod-0", [record("p3", logged_at="2026-11-25T14:05:00Z")])
+    compact_run.compact_hour(spark, warehouse, hour2, Progress("test"), KEY)
+    out = run("2026-12-02")
+    assert (out["inserted"], out["updated"], out["matured"]) == (1, 0, 0)
+    assert "comparing whole tables" not in capsys.readouterr().err
+    second = state()
+    assert second is not None and second.feature_logs_version == first.feature_logs_version + 1
+    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {
+        "p1": "labeled", "p2": "pending", "p3": "pending"}
+
+    # Two months on, the 60-day windows of p2 and p3 have closed: both mature as negatives.
+    out = run("2027-02-01")
+    assert (out["inserted"], out["matured"]) == (0, 2)
+    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
+        "p1": (1.0, "labeled"), "p2": (0.0, "matured_negative"), "p3": (0.0, "matured_negative")}
+
+    # A different label window changes every row's answer: the run recomputes instead of merging.
+    models = tuple(dataclasses.replace(m, labels=dataclasses.replace(m.labels, window_days=7))
+                   for m in warehouse.models)
+    out = run("2027-02-01", dataclasses.replace(warehouse, models=models))
+    assert out["inserted"] == 3
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.LABELED_EXAMPLES}`").first()
+    assert last is not None and last["operation"] == "WRITE"
+    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {  # p1's label came 6 days on
+        "p1": "labeled", "p2": "matured_negative", "p3": "matured_negative"}
+    assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in ex.collect()} == {timedelta(days=7)}
+
+
+def test_sync_state_round_trips_and_ignores_foreign_metadata() -> None:
+    s = SyncState(7, datetime(2026, 12, 2), "abc")
+    assert SyncState.from_metadata(s.to_metadata()) == s
+    assert SyncState.from_metadata('{"skewless.access.policy": "v1"}') is None
+    assert SyncState.from_metadata(None) is None and SyncState.from_metadata("not json") is None

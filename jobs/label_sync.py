@@ -1,0 +1,98 @@
+"""What `labeled_examples` has absorbed so far, so that a labels run reads only what changed since.
+
+Each commit the labels job makes to `labeled_examples` carries, in its Delta `userMetadata`, the
+`feature_logs` version it read through, the label watermark (`as_of`) and a digest of the label
+policies. The next run then
+- reads `feature_logs`' change data feed after that version instead of the whole table (the served
+  rows compaction added since), falling back to comparing whole tables when the feed does not cover
+  the range (a table created before the feed was on, or a version range it was switched on in);
+- reconsiders for maturity only pending rows whose window can have closed since that `as_of`;
+- recomputes everything when the label policies changed (a different window changes every row).
+The state lives in the same commit as the rows it describes, so a crash can never separate them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+from delta.tables import DeltaTable
+from pyspark.sql import Column, DataFrame, SparkSession, Window
+from pyspark.sql import functions as F
+
+from jobs import names as N
+from jobs.labels import SERVED_COLUMNS
+
+STATE_KEY = "skewless.labels"
+# Commits that can switch the change data feed on or off part-way through a version range.
+_PROPERTY_CHANGES = ("SET TBLPROPERTIES", "UNSET TBLPROPERTIES", "CREATE OR REPLACE TABLE", "REPLACE TABLE")
+
+
+@dataclass(frozen=True)
+class SyncState:
+    """What one labels commit to `labeled_examples` was computed from."""
+
+    feature_logs_version: int
+    as_of: datetime
+    policies: str
+
+    def to_metadata(self) -> str:
+        return json.dumps({STATE_KEY: {"feature_logs_version": self.feature_logs_version,
+                                       "as_of": self.as_of.isoformat(), "policies": self.policies}})
+
+    @classmethod
+    def from_metadata(cls, text: str | None) -> SyncState | None:
+        try:
+            raw = json.loads(text or "")[STATE_KEY]
+            return cls(int(raw["feature_logs_version"]), datetime.fromisoformat(raw["as_of"]), str(raw["policies"]))
+        except (ValueError, KeyError, TypeError):
+            return None  # not ours (a forget, an OPTIMIZE) or unreadable: look further back
+
+
+def policies_digest(rows: Sequence[tuple[object, ...]]) -> str:
+    return hashlib.sha256(json.dumps(sorted(rows), default=str).encode()).hexdigest()[:16]
+
+
+def last_state(spark: SparkSession, ex_path: str) -> SyncState | None:
+    """The state recorded by the latest labels commit to `labeled_examples`, if any."""
+    commits = (DeltaTable.forPath(spark, ex_path).history().where(F.col("userMetadata").contains(STATE_KEY))
+               .orderBy(F.desc("version")).select("userMetadata").limit(1).collect())
+    return SyncState.from_metadata(commits[0][0]) if commits else None
+
+
+def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int) -> bool:
+    """True when feature_logs recorded its change data for every version in (since, until]."""
+    table = DeltaTable.forPath(spark, fl_path)
+    props = table.detail().select("properties").first()
+    if props is None or (props[0] or {}).get("delta.enableChangeDataFeed", "false").lower() != "true":
+        return False
+    switched = (table.history().where((F.col("version") > since) & (F.col("version") <= until)
+                                      & F.col("operation").isin(*_PROPERTY_CHANGES)).limit(1).count())
+    return switched == 0
+
+
+def served_changes(spark: SparkSession, fl_path: str, since: int, until: int) -> DataFrame:
+    """Served rows that feature_logs commits (since, until] inserted or rewrote, the latest per request.
+    Deletions need nothing here: `forget` deletes from labeled_examples itself."""
+    if until <= since:
+        return spark.createDataFrame([], spark.read.format("delta").load(fl_path).select(*SERVED_COLUMNS).schema)
+    cdf = (spark.read.format("delta").option("readChangeFeed", "true").option("startingVersion", since + 1)
+           .option("endingVersion", until).load(fl_path))
+    latest = Window.partitionBy(N.REQUEST_ID).orderBy(F.desc("_commit_version"))
+    return (cdf.where(F.col("_change_type").isin("insert", "update_postimage"))
+            .withColumn("_latest", F.row_number().over(latest)).where(F.col("_latest") == 1)
+            .select(*SERVED_COLUMNS))
+
+
+def maturing_filter(prev_as_of: datetime | None, as_of: datetime, windows_days: Sequence[int]) -> Column:
+    """Pending rows whose label window closed in (prev_as_of, as_of], with a partition filter so the
+    scan reads only the event dates such a window can start on."""
+    closed = (F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of).cast("timestamp"))
+    if prev_as_of is None or not windows_days:
+        return closed
+    lo: date = (prev_as_of - timedelta(days=max(windows_days) + 1)).date()
+    hi: date = (as_of - timedelta(days=min(windows_days) - 1)).date()
+    return closed & (F.col(N.EVENT_DATE) >= F.lit(lo)) & (F.col(N.EVENT_DATE) <= F.lit(hi))
