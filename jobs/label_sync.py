@@ -63,15 +63,20 @@ def last_state(spark: SparkSession, ex_path: str) -> SyncState | None:
     return SyncState.from_metadata(commits[0][0]) if commits else None
 
 
-def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int) -> bool:
-    """True when feature_logs recorded its change data for every version in (since, until]."""
+def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
+    """True when feature_logs recorded its change data for every version in (since, until] and none of
+    those commits is older than the VACUUM retention (their files may be gone: then compare tables)."""
     table = DeltaTable.forPath(spark, fl_path)
     props = table.detail().select("properties").first()
     if props is None or (props[0] or {}).get("delta.enableChangeDataFeed", "false").lower() != "true":
         return False
-    switched = (table.history().where((F.col("version") > since) & (F.col("version") <= until)
-                                      & F.col("operation").isin(*_PROPERTY_CHANGES)).limit(1).count())
-    return switched == 0
+    in_range = table.history().where((F.col("version") > since) & (F.col("version") <= until))
+    row = in_range.agg(F.count_if(F.col("operation").isin(*_PROPERTY_CHANGES)).alias("switched"),
+                       F.min("timestamp").alias("oldest")).first()
+    if row is None or row["oldest"] is None:
+        return until <= since
+    fresh_enough = row["oldest"] > datetime.now() - timedelta(hours=retain_hours)  # both the driver's local time
+    return bool(row["switched"] == 0 and fresh_enough)
 
 
 def served_changes(spark: SparkSession, fl_path: str, since: int, until: int) -> DataFrame:

@@ -171,7 +171,7 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     if prev is None:
         return _recompute(spark, wh, fl_path, ex_path, labels, run_labels, policies, state, progress)
     windows = [r[1] for r in rows] + [LabelPolicy().window_days]
-    return _merge_changes(spark, fl_path, ex_path, labels, run_labels, policies, state, prev, windows, progress)
+    return _merge_changes(spark, wh, fl_path, ex_path, labels, run_labels, policies, state, prev, windows, progress)
 
 
 def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, progress: Progress) -> dict[str, int]:
@@ -205,19 +205,21 @@ def _recompute(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, l
     return counts
 
 
-def _merge_changes(spark: SparkSession, fl_path: str, ex_path: str, labels: DataFrame, run_labels: DataFrame,
-                   policies: DataFrame, state: SyncState, prev: SyncState, windows: list[int],
-                   progress: Progress) -> dict[str, int]:
+def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, labels: DataFrame,
+                   run_labels: DataFrame, policies: DataFrame, state: SyncState, prev: SyncState,
+                   windows: list[int], progress: Progress) -> dict[str, int]:
     """MERGE the rows whose answer can have changed: requests labeled in this run, served rows added
     since the last run, and pending rows whose window closed since. Unchanged rows are not rewritten.
     labeled_examples itself is the index of served rows, so feature_logs is read only for what is new."""
     examples = DeltaTable.forPath(spark, ex_path)
     ex = examples.toDF()
     before = last_commit(spark, ex_path)["version"]
-    if feed_covers(spark, fl_path, prev.feature_logs_version, state.feature_logs_version):
+    retain = wh.privacy_policy.retention.vacuum_retain_hours
+    if feed_covers(spark, fl_path, prev.feature_logs_version, state.feature_logs_version, retain):
         new = served_changes(spark, fl_path, prev.feature_logs_version, state.feature_logs_version)
     else:
-        progress.step("feature_logs has no change data for the range: comparing whole tables")
+        progress.step("feature_logs' change feed does not cover the range (off, or older than the VACUUM "
+                      "retention): comparing whole tables")
         pinned = spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
         new = pinned.select(*SERVED_COLUMNS).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
