@@ -22,7 +22,16 @@ from jobs.forget import NEEDLE, SUBJECT, parse_subject, pseudonyms, quarantine_m
 from jobs.logformat import parse_date
 from jobs.policy import resolve_key
 from jobs.progress import Progress, summary
-from jobs.tables import ensure_table, is_table, last_commit, list_subfolders, qualify, table_path
+from jobs.tables import (
+    ensure_table,
+    is_table,
+    last_commit,
+    list_subfolders,
+    qualify,
+    session_conf,
+    table_path,
+    table_property,
+)
 from jobs.versions import SNAPSHOTS_DIR
 
 REQUESTS_SCHEMA = T.StructType([
@@ -127,16 +136,12 @@ def _merge_delete(spark: SparkSession, path: str, source: DataFrame, condition: 
 
 def make_physical(spark: SparkSession, path: str, retain_hours: int) -> None:
     """Rewrite files whose rows are only marked deleted, then remove files older than the retention."""
-    detail = DeltaTable.forPath(spark, path).detail().first()
-    if detail is not None and (detail["properties"] or {}).get("delta.enableDeletionVectors") == "true":
+    if table_property(spark, path, "delta.enableDeletionVectors") == "true":
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
-    check = "spark.databricks.delta.retentionDurationCheck.enabled"
-    previous = spark.conf.get(check, "true")
-    spark.conf.set(check, "false" if retain_hours < 168 else "true")  # a shorter retention is deliberate here
-    try:
+    # A shorter retention than Delta's default is deliberate here.
+    with session_conf(spark, "spark.databricks.delta.retentionDurationCheck.enabled",
+                      "false" if retain_hours < 168 else "true"):
         DeltaTable.forPath(spark, path).vacuum(float(retain_hours))
-    finally:
-        spark.conf.set(check, previous or "true")
 
 
 def _log_request(spark: SparkSession, path: str, record: dict[str, Any]) -> None:

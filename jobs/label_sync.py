@@ -25,6 +25,7 @@ from pyspark.sql import functions as F
 
 from jobs import names as N
 from jobs.labels import SERVED_COLUMNS
+from jobs.tables import table_property
 
 STATE_KEY = "skewless.labels"
 # Commits that can switch the change data feed on or off part-way through a version range.
@@ -66,11 +67,10 @@ def last_state(spark: SparkSession, ex_path: str) -> SyncState | None:
 def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
     """True when feature_logs recorded its change data for every version in (since, until] and none of
     those commits is older than the VACUUM retention (their files may be gone: then compare tables)."""
-    table = DeltaTable.forPath(spark, fl_path)
-    props = table.detail().select("properties").first()
-    if props is None or (props[0] or {}).get("delta.enableChangeDataFeed", "false").lower() != "true":
+    if (table_property(spark, fl_path, "delta.enableChangeDataFeed") or "false").lower() != "true":
         return False
-    in_range = table.history().where((F.col("version") > since) & (F.col("version") <= until))
+    history = DeltaTable.forPath(spark, fl_path).history()
+    in_range = history.where((F.col("version") > since) & (F.col("version") <= until))
     row = in_range.agg(F.count_if(F.col("operation").isin(*_PROPERTY_CHANGES)).alias("switched"),
                        F.min("timestamp").alias("oldest")).first()
     if row is None or row["oldest"] is None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -43,6 +42,7 @@ from jobs.tables import (
     qualify,
     read_landing_text,
     read_table,
+    session_conf,
     table_path,
 )
 
@@ -243,7 +243,9 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
             ).whenMatchedUpdateAll(condition=_CHANGED)
             if n_new:  # without new served rows every source row matches: no outer join needed
                 merge = merge.whenNotMatchedInsertAll()
-            _with_user_metadata(spark, state.to_metadata(), merge.execute)
+            # The API has no per-call userMetadata option: the commit takes it from the session.
+            with session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", state.to_metadata()):
+                merge.execute()
             fresh.unpersist()
         finally:
             affected.unpersist()
@@ -259,16 +261,6 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                   f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
                   f"deletion vectors)")
     return counts
-
-
-def _with_user_metadata(spark: SparkSession, metadata: str, action: Callable[[], object]) -> None:
-    """Run a DeltaTable action whose commit records `metadata` (the API has no per-call option)."""
-    conf = "spark.databricks.delta.commitInfo.userMetadata"
-    spark.conf.set(conf, metadata)
-    try:
-        action()
-    finally:
-        spark.conf.unset(conf)
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:

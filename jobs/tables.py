@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +46,26 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
     assert row is not None
     return {"version": int(row["version"]), "operation": row["operation"],
             "metrics": dict(row["operationMetrics"] or {})}
+
+
+def table_property(spark: SparkSession, path: str, key: str) -> str | None:
+    """One Delta table property (e.g. delta.enableChangeDataFeed), None when unset."""
+    detail = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    return None if detail is None else (detail[0] or {}).get(key)
+
+
+@contextmanager
+def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
+    """Set a session conf for one Delta call (VACUUM's check, a commit's userMetadata), then restore it."""
+    previous = spark.conf.get(key, None)
+    spark.conf.set(key, value)
+    try:
+        yield
+    finally:
+        if previous is None:
+            spark.conf.unset(key)
+        else:
+            spark.conf.set(key, previous)
 
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions: tuple[str, ...],
