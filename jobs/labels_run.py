@@ -9,7 +9,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import audit
@@ -175,9 +175,8 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
 
 
 def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, progress: Progress) -> dict[str, int]:
-    # A day's labels are few: only the served rows they name are joined (broadcast, no shuffle of served).
-    named = served.join(F.broadcast(run_labels.select(N.REQUEST_ID).distinct()), on=N.REQUEST_ID, how="left_semi")
-    jc = label_join_counts(run_labels, named).first()
+    """How this run's labels join `served` (which must hold every served row they name)."""
+    jc = label_join_counts(run_labels, served).first()
     assert jc is not None
     counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
     progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
@@ -190,7 +189,9 @@ def _recompute(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, l
     served = (spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
               .select(*SERVED_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK))
     try:
-        counts = _join_counts(run_labels, served, state.as_of, progress)
+        # A day's labels are few: only the served rows they name are joined (broadcast, no shuffle of served).
+        named = served.join(F.broadcast(run_labels.select(N.REQUEST_ID).distinct()), on=N.REQUEST_ID, how="left_semi")
+        counts = _join_counts(run_labels, named, state.as_of, progress)
         rows = tagged(label_examples(served, labels, policies, state.as_of).select(*EXAMPLE_COLUMNS),
                       N.LABELED_EXAMPLES, wh.privacy_policy)
         ensure_table(spark, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
@@ -210,7 +211,8 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                    windows: list[int], progress: Progress) -> dict[str, int]:
     """MERGE the rows whose answer can have changed: requests labeled in this run, served rows added
     since the last run, and pending rows whose window closed since. Unchanged rows are not rewritten.
-    labeled_examples itself is the index of served rows, so feature_logs is read only for what is new."""
+    labeled_examples itself is the index of served rows: it is scanned once, narrow, before the MERGE,
+    and feature_logs is read only for what is new."""
     examples = DeltaTable.forPath(spark, ex_path)
     ex = examples.toDF()
     before = last_commit(spark, ex_path)["version"]
@@ -223,34 +225,31 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         pinned = spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
         new = pinned.select(*SERVED_COLUMNS).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
-    maturing = ex.where(maturing_filter(prev.as_of, state.as_of, windows))
+    affected = fresh = None
     try:
-        served = (ex.select(*SERVED_COLUMNS).join(F.broadcast(new.select(N.REQUEST_ID)), on=N.REQUEST_ID,
-                                                   how="left_anti").unionByName(new))
-        counts = _join_counts(run_labels, served, state.as_of, progress)
-        affected = (run_labels.select(N.REQUEST_ID).union(new.select(N.REQUEST_ID))
-                    .union(maturing.select(N.REQUEST_ID)).distinct().persist(StorageLevel.MEMORY_AND_DISK))
-        try:
-            n_new, matured = new.count(), maturing.count()
-            progress.step(f"{affected.count()} affected requests ({n_new} new served rows, {matured} newly matured)")
-            # Affected requests are a small share of the table: broadcast them into both scans.
-            fresh = label_examples(served.join(F.broadcast(affected), on=N.REQUEST_ID, how="left_semi"),
-                                   labels.join(F.broadcast(affected), on=N.REQUEST_ID, how="left_semi"),
-                                   policies, state.as_of).select(*EXAMPLE_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)
-            merge = examples.alias("t").merge(
-                fresh.alias("s"),
-                f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}",
-            ).whenMatchedUpdateAll(condition=_CHANGED)
-            if n_new:  # without new served rows every source row matches: no outer join needed
-                merge = merge.whenNotMatchedInsertAll()
-            # The API has no per-call userMetadata option: the commit takes it from the session.
-            with session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", state.to_metadata()):
-                merge.execute()
-            fresh.unpersist()
-        finally:
-            affected.unpersist()
+        n_new = new.count()  # materialized, so the joins below know its size (a day of served rows)
+        affected = _affected(ex, new, run_labels, maturing_filter(prev.as_of, state.as_of, windows))
+        affected = affected.persist(StorageLevel.MEMORY_AND_DISK)
+        counts = _join_counts(run_labels, affected, state.as_of, progress)
+        tally = affected.agg(F.count(F.lit(1)).alias("n"), F.count_if("_maturing").alias("matured")).first()
+        assert tally is not None
+        matured = int(tally["matured"])
+        progress.step(f"{tally['n']} affected requests ({n_new} new served rows, {matured} newly matured)")
+        served = affected.select(*SERVED_COLUMNS)
+        fresh = label_examples(served, labels.join(served.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi"),
+                               policies, state.as_of).select(*EXAMPLE_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)
+        merge = examples.alias("t").merge(
+            fresh.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}",
+        ).whenMatchedUpdateAll(condition=_CHANGED)
+        if n_new:  # without new served rows every source row matches: no outer join needed
+            merge = merge.whenNotMatchedInsertAll()
+        # The API has no per-call userMetadata option: the commit takes it from the session.
+        with session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", state.to_metadata()):
+            merge.execute()
     finally:
-        new.unpersist()
+        for df in (fresh, affected, new):
+            if df is not None:
+                df.unpersist()
     after = last_commit(spark, ex_path)
     # A MERGE that changes nothing may not commit: then the latest commit is an older run's.
     m = after["metrics"] if after["version"] != before else {}
@@ -261,6 +260,18 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                   f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
                   f"deletion vectors)")
     return counts
+
+
+def _affected(ex: DataFrame, new: DataFrame, run_labels: DataFrame, maturing: Column) -> DataFrame:
+    """Served rows (SERVED_COLUMNS and `_maturing`) this run can change, from one narrow scan of
+    labeled_examples: those this run's labels name (a day's ids, broadcast) and pending rows whose
+    window closed since the last run; plus the new served rows, which supersede a stored copy."""
+    named = F.broadcast(run_labels.select(N.REQUEST_ID).distinct().withColumn("_named", F.lit(True)))
+    due = F.coalesce(maturing, F.lit(False))
+    hit = (ex.join(named, on=N.REQUEST_ID, how="left").where(F.col("_named").isNotNull() | due)
+           .select(*SERVED_COLUMNS, due.alias("_maturing")))
+    return (hit.join(new.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
+            .unionByName(new.select(*SERVED_COLUMNS, F.lit(False).alias("_maturing"))))
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
