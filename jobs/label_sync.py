@@ -6,7 +6,8 @@ policies. The next run then
 - reads `feature_logs`' change data feed after that version instead of the whole table (the served
   rows compaction added since), falling back to comparing whole tables when the feed does not cover
   the range (a table created before the feed was on, or a version range it was switched on in);
-- reconsiders for maturity only pending rows whose window can have closed since that `as_of`;
+- finds every row it can change in one narrow scan of `labeled_examples`: rows the day's labels name,
+  and pending rows whose window can have closed since that `as_of`;
 - recomputes everything when the label policies changed (a different window changes every row).
 The state lives in the same commit as the rows it describes, so a crash can never separate them.
 """
@@ -101,3 +102,15 @@ def maturing_filter(prev_as_of: datetime | None, as_of: datetime, windows_days: 
     lo: date = (prev_as_of - timedelta(days=max(windows_days) + 1)).date()
     hi: date = (as_of - timedelta(days=min(windows_days) - 1)).date()
     return closed & (F.col(N.EVENT_DATE) >= F.lit(lo)) & (F.col(N.EVENT_DATE) <= F.lit(hi))
+
+
+def affected_rows(examples: DataFrame, new: DataFrame, run_labels: DataFrame, maturing: Column) -> DataFrame:
+    """Served rows (SERVED_COLUMNS and `_maturing`) a run can change, from one narrow scan of
+    labeled_examples: those the run's labels name (a day's ids, broadcast) and those `maturing`
+    selects; plus the new served rows, which supersede a stored copy of the same request."""
+    named = F.broadcast(run_labels.select(N.REQUEST_ID).distinct().withColumn("_named", F.lit(True)))
+    due = F.coalesce(maturing, F.lit(False))
+    hit = (examples.join(named, on=N.REQUEST_ID, how="left").where(F.col("_named").isNotNull() | due)
+           .select(*SERVED_COLUMNS, due.alias("_maturing")))
+    return (hit.join(new.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
+            .unionByName(new.select(*SERVED_COLUMNS, F.lit(False).alias("_maturing"))))

@@ -9,7 +9,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from jobs import audit
@@ -18,7 +18,15 @@ from jobs.access import tagged
 from jobs.compact_run import SUFFIXES, replace_rows
 from jobs.config import LabelPolicy, Warehouse
 from jobs.errors import InvariantError, UsageError
-from jobs.label_sync import SyncState, feed_covers, last_state, maturing_filter, policies_digest, served_changes
+from jobs.label_sync import (
+    SyncState,
+    affected_rows,
+    feed_covers,
+    last_state,
+    maturing_filter,
+    policies_digest,
+    served_changes,
+)
 from jobs.labels import (
     EXAMPLE_COLUMNS,
     POLICY_SCHEMA,
@@ -228,7 +236,7 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
     affected = fresh = None
     try:
         n_new = new.count()  # materialized, so the joins below know its size (a day of served rows)
-        affected = _affected(ex, new, run_labels, maturing_filter(prev.as_of, state.as_of, windows))
+        affected = affected_rows(ex, new, run_labels, maturing_filter(prev.as_of, state.as_of, windows))
         affected = affected.persist(StorageLevel.MEMORY_AND_DISK)
         counts = _join_counts(run_labels, affected, state.as_of, progress)
         tally = affected.agg(F.count(F.lit(1)).alias("n"), F.count_if("_maturing").alias("matured")).first()
@@ -260,18 +268,6 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                   f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
                   f"deletion vectors)")
     return counts
-
-
-def _affected(ex: DataFrame, new: DataFrame, run_labels: DataFrame, maturing: Column) -> DataFrame:
-    """Served rows (SERVED_COLUMNS and `_maturing`) this run can change, from one narrow scan of
-    labeled_examples: those this run's labels name (a day's ids, broadcast) and pending rows whose
-    window closed since the last run; plus the new served rows, which supersede a stored copy."""
-    named = F.broadcast(run_labels.select(N.REQUEST_ID).distinct().withColumn("_named", F.lit(True)))
-    due = F.coalesce(maturing, F.lit(False))
-    hit = (ex.join(named, on=N.REQUEST_ID, how="left").where(F.col("_named").isNotNull() | due)
-           .select(*SERVED_COLUMNS, due.alias("_maturing")))
-    return (hit.join(new.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
-            .unionByName(new.select(*SERVED_COLUMNS, F.lit(False).alias("_maturing"))))
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:

@@ -17,7 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from jobs import compact_run, labels_run
 from jobs import names as N
 from jobs.config import Warehouse
-from jobs.label_sync import SyncState, feed_covers, last_state
+from jobs.label_sync import SyncState, affected_rows, feed_covers, last_state
 from jobs.labels import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
@@ -234,3 +234,26 @@ def test_sync_state_round_trips_and_ignores_foreign_metadata() -> None:
     assert SyncState.from_metadata(s.to_metadata()) == s
     assert SyncState.from_metadata('{"skewless.access.policy": "v1"}') is None
     assert SyncState.from_metadata(None) is None and SyncState.from_metadata("not json") is None
+
+
+def test_affected_rows_are_named_maturing_or_new_and_new_copies_win(spark: SparkSession) -> None:
+    stored = _served(spark, [
+        ("e1", "fraud", "2026-11-01 10:00:00"),  # named by the day's labels
+        ("e2", "fraud", "2026-10-01 10:00:00"),  # pending, window closed since the last run
+        ("e3", "fraud", "2026-11-20 10:00:00"),  # pending, window still open, not named: untouched
+        ("e4", "fraud", "2026-11-02 10:00:00"),  # named, but compaction rewrote it: the new copy wins
+    ])
+    state = F.when(F.col(N.REQUEST_ID) == "e1", "labeled").otherwise(N.STATE_PENDING)
+    examples = stored.select("*", state.alias(N.LABEL_STATE),
+                             (F.col(N.LOGGED_AT) + F.expr("INTERVAL 60 DAYS")).alias(N.WINDOW_END))
+    new = _served(spark, [("e4", "fraud", "2026-11-02 11:00:00"), ("n1", "fraud", "2026-11-30 10:00:00")])
+    run_labels = _labels(spark, [("e1", 1.0, "2026-12-01 00:00:00", "cb"), ("e4", 1.0, "2026-12-01 00:00:00", "cb"),
+                                 ("x9", 1.0, "2026-12-01 00:00:00", "cb")])
+    as_of = datetime(2026, 12, 2)
+    maturing = (F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of).cast("timestamp"))
+
+    got = affected_rows(examples, new, run_labels, maturing)
+
+    expected = stored.where(F.col(N.REQUEST_ID).isin("e1", "e2")).unionByName(new)
+    flag = (F.col(N.REQUEST_ID) == "e2").alias("_maturing")
+    assertDataFrameEqual(got, expected.select("*", flag))
