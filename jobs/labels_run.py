@@ -243,6 +243,12 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         assert tally is not None
         matured = int(tally["matured"])
         progress.step(f"{tally['n']} affected requests ({n_new} new served rows, {matured} newly matured)")
+        if tally["n"] == 0:
+            # A quiet day commits nothing. The recorded state stays behind, which is safe: the next run
+            # reads the change feed and the maturity range from further back, a superset of what it needs.
+            progress.step("labeled_examples unchanged: nothing to merge, no commit")
+            counts.update(updated=0, inserted=0, matured=0)
+            return counts
         served = affected.select(*SERVED_COLUMNS)
         fresh = label_examples(served, labels.join(served.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi"),
                                policies, state.as_of).select(*EXAMPLE_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)

@@ -126,7 +126,8 @@ def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
         "\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
 
 
-def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_labels_job_merges_incrementally_and_reruns_change_nothing(
+        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
     write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
     compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
@@ -164,6 +165,16 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(spark: SparkS
     assert last["details"]["updated"] == 0 and last["details"]["inserted"] == 0
     assertDataFrameEqual(read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES), before)
     assert version is not None
+    history = f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`"
+    quiet_before = spark.sql(history).first()
+    _write_labels(landing, "2026-12-06", ["   "])
+    capsys.readouterr()
+    run("2026-12-06")  # a quiet day: no label, no new served row, no window closing: no MERGE, no commit
+    err = capsys.readouterr().err
+    assert "] 0 affected requests" in err and "nothing to merge, no commit" in err, err
+    quiet_after = spark.sql(history).first()
+    assert quiet_before is not None and quiet_after is not None
+    assert quiet_after["version"] == quiet_before["version"]
     # As of Dec 2 the chargeback stands, even though a correction arrived since.
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
                          as_known_dec2)
