@@ -29,8 +29,10 @@ from jobs.labels import SERVED_COLUMNS
 from jobs.tables import table_property
 
 STATE_KEY = "skewless.labels"
-# Commits that can switch the change data feed on or off part-way through a version range.
-_PROPERTY_CHANGES = ("SET TBLPROPERTIES", "UNSET TBLPROPERTIES", "CREATE OR REPLACE TABLE", "REPLACE TABLE")
+# Commits that can switch the change data feed on or off part-way through a version range: property
+# changes that name it, and table replacements.
+_PROPERTY_OPS = ("SET TBLPROPERTIES", "UNSET TBLPROPERTIES")
+_REPLACE_OPS = ("CREATE OR REPLACE TABLE", "REPLACE TABLE")
 
 
 @dataclass(frozen=True)
@@ -72,7 +74,11 @@ def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retai
         return False
     history = DeltaTable.forPath(spark, fl_path).history()
     in_range = history.where((F.col("version") > since) & (F.col("version") <= until))
-    row = in_range.agg(F.count_if(F.col("operation").isin(*_PROPERTY_CHANGES)).alias("switched"),
+    # Other property commits (the privacy policy's tag, statistics columns) leave the feed alone.
+    feed_touched = (F.col("operation").isin(*_REPLACE_OPS)
+                    | (F.col("operation").isin(*_PROPERTY_OPS)
+                       & F.to_json("operationParameters").contains("delta.enableChangeDataFeed")))
+    row = in_range.agg(F.count_if(feed_touched).alias("switched"),
                        F.min("timestamp").alias("oldest")).first()
     if row is None or row["oldest"] is None:
         return until <= since

@@ -48,10 +48,15 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
             "metrics": dict(row["operationMetrics"] or {})}
 
 
-def table_property(spark: SparkSession, path: str, key: str) -> str | None:
-    """One Delta table property (e.g. delta.enableChangeDataFeed), None when unset."""
+def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The Delta table's properties (e.g. delta.enableChangeDataFeed)."""
     detail = DeltaTable.forPath(spark, path).detail().select("properties").first()
-    return None if detail is None else (detail[0] or {}).get(key)
+    return {} if detail is None else dict(detail[0] or {})
+
+
+def table_property(spark: SparkSession, path: str, key: str) -> str | None:
+    """One Delta table property, None when unset."""
+    return table_properties(spark, path).get(key)
 
 
 @contextmanager
@@ -70,13 +75,25 @@ def session_conf(spark: SparkSession, key: str, value: str) -> Iterator[None]:
 
 def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions: tuple[str, ...],
                  properties: dict[str, str]) -> None:
-    """Create the Delta table with its partitioning and properties if it does not exist yet."""
+    """Create the Delta table with its partitioning and properties if it does not exist yet; on an
+    existing table, restore any of those properties that differ (a table created before a property
+    was introduced, or one changed by hand): the jobs rely on them (change feed, statistics columns)."""
     if is_table(spark, path):
+        if properties:
+            current = table_properties(spark, path)
+            differ = {k: v for k, v in properties.items() if current.get(k) != v}
+            if differ:
+                pairs = ", ".join(f"'{k}' = '{_sql_quote(v)}'" for k, v in sorted(differ.items()))
+                spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ({pairs})")
         return
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(*partitions)
     for key, value in properties.items():
         builder = builder.property(key, value)
     builder.execute()
+
+
+def _sql_quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
 
 
 def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:

@@ -18,7 +18,7 @@ from jobs import compact_run
 from jobs import names as N
 from jobs.config import Warehouse
 from jobs.progress import Progress
-from jobs.tables import read_table
+from jobs.tables import read_table, table_property
 
 from .conftest import HOUR, KEY, record, write_hour
 
@@ -88,8 +88,13 @@ def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession,
                 (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE)]
     for t in snapshot:
         t.count()
+    fl_path = f"{warehouse.paths.warehouse}/{N.FEATURE_LOGS}"
+    spark.sql(f"ALTER TABLE delta.`{fl_path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")
 
     again = _compact(spark, warehouse)
+
+    # The properties the jobs rely on come back on the next write (labels reads the change feed).
+    assert table_property(spark, fl_path, "delta.enableChangeDataFeed") == "true"
 
     for key in ("records_read", "loaded", "duplicates", "quarantined"):
         assert again[key] == first[key], key

@@ -268,3 +268,16 @@ def test_affected_rows_are_named_maturing_or_new_and_new_copies_win(spark: Spark
     expected = stored.where(F.col(N.REQUEST_ID).isin("e1", "e2")).unionByName(new)
     flag = (F.col(N.REQUEST_ID) == "e2").alias("_maturing")
     assertDataFrameEqual(got, expected.select("*", flag))
+
+
+def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "logs")
+    spark.range(3).write.format("delta").option("delta.enableChangeDataFeed", "true").save(path)  # v0
+    spark.range(3, 5).write.format("delta").mode("append").save(path)  # v1
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('skewless.privacy.policy' = 'v2')")  # v2
+    assert feed_covers(spark, path, 0, 2, 168)  # another property changed: the feed stayed on
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")  # v3
+    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')")  # v4
+    spark.range(5, 6).write.format("delta").mode("append").save(path)  # v5
+    assert not feed_covers(spark, path, 2, 5, 168)  # off for v3..v4: some changes were not recorded
+    assert feed_covers(spark, path, 4, 5, 168)
