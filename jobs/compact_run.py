@@ -34,7 +34,7 @@ from jobs.compact import (
 from jobs.config import FeatureType, Warehouse
 from jobs.errors import ConfigError, InvariantError, UsageError
 from jobs.logformat import hour_folder, parse_date, parse_hour
-from jobs.parse import LINE_COLUMNS, ParseRules, classify, parse_lines
+from jobs.parse import LINE_COLUMNS, ParseRules, classify_lines, explain_unparsed, parse_lines
 from jobs.policy import HashKey, PrivacyPolicy, resolve_key
 from jobs.privacy import MAP_SECTIONS, apply_policy, plan_for
 from jobs.progress import Progress, summary
@@ -153,10 +153,11 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
     naive_hour = hour.replace(tzinfo=None)
     lines = read_lines(spark, files, naive_hour)
     # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
-    classified = classify(parse_lines(lines), rules).persist(StorageLevel.DISK_ONLY)
+    # Only the steps that report reasons (the counts, the quarantine) explain unparsed lines.
+    classified = classify_lines(parse_lines(lines), rules).persist(StorageLevel.DISK_ONLY)
     firsts = dups = None
     try:
-        stats = run_stats(classified).collect()
+        stats = run_stats(explain_unparsed(classified)).collect()
         progress.step(f"hour {label}: parsed {sum(r['n'] for r in stats)} lines")
         firsts = first_records(classified).persist(StorageLevel.MEMORY_AND_DISK)
         truncated = _truncated(spark, files, firsts)
@@ -186,7 +187,7 @@ def compact_hour(spark: SparkSession, wh: Warehouse, hour: datetime, progress: P
                  N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
         progress.step(f"hour {label}: feature_logs v{fl_commit['version']} written")
         q_commit = replace_rows(
-            to_quarantine(located, run_id, started).coalesce(1), q_path, N.QUARANTINE_PARTITIONS,
+            to_quarantine(explain_unparsed(located), run_id, started).coalesce(1), q_path, N.QUARANTINE_PARTITIONS,
             f"{N.LANDING_DATE} = DATE'{naive_hour.date()}' AND {N.LANDING_HOUR} = {_ts(naive_hour)}",
             QUARANTINE_PROPERTIES, policy)
         progress.step(f"hour {label}: quarantine v{q_commit['version']} written")
