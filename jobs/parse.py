@@ -103,7 +103,7 @@ def classify_lines(parsed: DataFrame, rules: ParseRules) -> DataFrame:
     """`classify`, except that a line from_json could not fully convert has the reason `_unparsed`
     until `explain_unparsed` says why. Persist in between: the explanation re-reads the few such
     lines as VARIANT, and in the same projection as the rules its code made the generated methods
-    too large for the JIT to compile (measured: 21 s instead of 14 s for 1M lines).
+    too large for the JIT to compile (measured on 1M lines, warm: 17 s instead of 12 s).
 
     Three projections, so each conversion and the reason run once per row, and no higher-order
     function (a lambda) appears: those switch whole-stage code generation off for the projection.
