@@ -129,7 +129,7 @@ def worker(records: int, work: Path) -> dict[str, object]:
     }
 
 
-def measure(records: int, work: Path) -> dict[str, object]:
+def measure(records: int, work: Path) -> dict[str, Any]:
     import psutil
 
     cmd = [sys.executable, __file__, "--worker", "--records", str(records), "--work", str(work)]
