@@ -42,6 +42,7 @@ FLOORS = ("floor_load", "floor_dedup", "floor_json_dedup")
 
 
 def worker(records: int, work: Path) -> dict[str, object]:
+    from pyspark.sql import DataFrame, DataFrameWriter
     from pyspark.sql import functions as F
 
     from jobs import names as N
@@ -64,13 +65,18 @@ def worker(records: int, work: Path) -> dict[str, object]:
     files = list_files(spark, str(work / "landing" / hour_folder(N.PREDICTIONS_DIR, HOUR)), (".jsonl.gz",))
     size = sum(f.size for f in files)
 
+    def json_read() -> DataFrame:  # the baseline's reader: the JSON datasource, same explicit schema
+        return (spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT)
+                .option("ignoreCorruptFiles", "true").json([f.path for f in files]))
+
+    def by_event_hour(df: DataFrame) -> DataFrameWriter:
+        ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
+        return (df.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
+                .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR))
+
     def baseline(out: Path) -> float:
         started = time.perf_counter()
-        base = (spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT)
-                .option("ignoreCorruptFiles", "true").json([f.path for f in files]))
-        ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
-        (base.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
-         .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).parquet(str(out)))
+        by_event_hour(json_read()).parquet(str(out))
         return time.perf_counter() - started
 
     def floor(out: Path, name: str) -> float:
@@ -80,9 +86,7 @@ def worker(records: int, work: Path) -> dict[str, object]:
 
         started = time.perf_counter()
         if name == "floor_json_dedup":
-            parsed = (spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT)
-                      .option("ignoreCorruptFiles", "true").json([f.path for f in files])
-                      .withColumn(N.ROW_ID, F.monotonically_increasing_id()))
+            parsed = json_read().withColumn(N.ROW_ID, F.monotonically_increasing_id())
         else:
             lines = read_landing_text(spark, files)
             parsed = lines.select(N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID, F.from_json(
@@ -92,9 +96,7 @@ def worker(records: int, work: Path) -> dict[str, object]:
         if name != "floor_load":
             first = Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.ROW_ID)
             parsed = parsed.withColumn("_rank", F.row_number().over(first)).where("_rank = 1").drop("_rank")
-        ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
-        (parsed.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
-         .write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).save(str(out)))
+        by_event_hour(parsed).format("delta").save(str(out))
         return time.perf_counter() - started
 
     key = HashKey("k1", b"bench-key-" * 4, demo=False)
