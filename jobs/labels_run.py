@@ -237,7 +237,10 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
     try:
         n_new = new.count()  # materialized, so the joins below know its size (a day of served rows)
         affected = affected_rows(ex, new, run_labels, maturing_filter(prev.as_of, state.as_of, windows))
-        affected = affected.persist(StorageLevel.MEMORY_AND_DISK)
+        # Checkpointed, not cached: its lineage then no longer names labeled_examples, so the MERGE's commit
+        # does not make Spark re-plan it, and the MERGE may read it without copying it first.
+        affected = affected.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        new.unpersist()
         counts = _join_counts(run_labels, affected, state.as_of, progress)
         tally = affected.agg(F.count(F.lit(1)).alias("n"), F.count_if("_maturing").alias("matured")).first()
         assert tally is not None
@@ -251,14 +254,19 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
             return counts
         served = affected.select(*SERVED_COLUMNS)
         fresh = label_examples(served, labels.join(served.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi"),
-                               policies, state.as_of).select(*EXAMPLE_COLUMNS).persist(StorageLevel.MEMORY_AND_DISK)
+                               policies, state.as_of).select(*EXAMPLE_COLUMNS)
+        # Fresh names for the checkpoint's columns: they would otherwise share ids with the target's.
+        fresh = fresh.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK).select(
+            *[F.col(c).alias(c) for c in EXAMPLE_COLUMNS])
         merge = examples.alias("t").merge(
             fresh.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}",
         ).whenMatchedUpdateAll(condition=_CHANGED)
         if n_new:  # without new served rows every source row matches: no outer join needed
             merge = merge.whenNotMatchedInsertAll()
         # The API has no per-call userMetadata option: the commit takes it from the session.
-        with session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", state.to_metadata()):
+        # The source is a checkpoint (fixed rows): Delta need not copy it once more before its two passes.
+        with session_conf(spark, "spark.databricks.delta.commitInfo.userMetadata", state.to_metadata()), \
+                session_conf(spark, "spark.databricks.delta.merge.materializeSource", "none"):
             merge.execute()
     finally:
         for df in (fresh, affected, new):
