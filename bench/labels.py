@@ -1,18 +1,23 @@
 """Labels benchmark: `make bench` (or `python bench/labels.py [--rows N]`).
 
-Builds N served rows in `feature_logs` (default 1,000,000, spread over 30 days) and their label
-history (5% chargebacks, 10% of them later than the 60-day window, 3% corrected), computes
+Builds N served rows in `feature_logs` (default 1,000,000, spread over the 30 days before
+2026-12-20; `--days` for a longer history than the 60-day label window) and their label history
+(5% chargebacks, 10% of them later than the 60-day window, 3% corrected), computes
 `labeled_examples` once, runs one unmeasured nightly run (labels for 0.5% of the rows) to warm the
 MERGE path as the setup's recompute warmed the full one, then times in one Spark session
   (a) the nightly incremental run of a day whose new labels touch 1% of the rows while the 30th day of
       served rows has just been appended (`skewless labels --date D`: ingest the day's file, read the
       new served rows from the change feed, MERGE the affected rows), and
+  (a') the same nightly run with `--full` (ingest, then recompute labeled_examples) from the same
+      starting state, on a copy of the warehouse: what an operator would run instead of (a),
   (b) a quiet day's run (an empty label file, nothing to merge): the fixed cost of any nightly run,
   (c) a full recompute of the join over all rows (the join only: no label ingestion),
   (d) a bare Delta MERGE of a day's changed rows into labeled_examples, its source computed
       beforehand: the one commit the issue's design (a row per prediction, updated in place by
       MERGE) cannot avoid, with no ingest, reads or computation.
-Writes bench/results/labels.json (labels-<N>.json for another --rows) with the times and the ratios
+The day's labels name rows whose 60-day window is still open (with a longer history, the older
+rows are final and the MERGE skips their files).
+Writes bench/results/labels.json (labels-<N>[-<D>d].json for other sizes) with the times and the ratios
 to (c) (target for (a): <= 0.2; (b) and (d) are floors under it). Asserts no time.
 """
 
@@ -23,7 +28,7 @@ import dataclasses
 import shutil
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -35,7 +40,8 @@ if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
 RESULTS = ROOT / "bench" / "results" / "labels.json"
-START = datetime(2026, 11, 20)  # rows within the 60-day window of NEW_DAY: its labels do join
+END = datetime(2026, 12, 20)  # served rows end here; with 30 days all are in NEW_DAY's 60-day window
+OPEN_FROM = datetime(2026, 11, 16)  # NEW_DAY less the 60-day window: older rows are final
 WARM_DAY = "2027-01-14"
 NEW_DAY = "2027-01-15"
 QUIET_DAY = "2027-01-16"
@@ -55,10 +61,11 @@ def write_labels(spark: SparkSession, work: Path, day: str, ids: DataFrame) -> N
     next(tmp.glob("part-*.json")).rename(folder / "labels-bench.jsonl")
 
 
-def bare_merge(spark: SparkSession, path: str) -> float:
+def bare_merge(spark: SparkSession, path: str, first_open: int, step: int) -> float:
     """Seconds of the one commit a nightly run of the issue's design cannot avoid, and nothing else:
     a Delta MERGE of a day's changed rows (labels for 1% of rows, the last day's served rows as new
-    keys) into `labeled_examples`, the source computed and materialized beforehand."""
+    keys) into `labeled_examples`, the source computed and materialized beforehand, the target's final
+    rows skipped as the nightly run skips them."""
     from delta.tables import DeltaTable
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
@@ -66,15 +73,16 @@ def bare_merge(spark: SparkSession, path: str) -> float:
     from jobs import names as N
 
     ex = spark.read.format("delta").load(path)
-    relabeled = ex.where(F.expr(f"try_cast(substr({N.REQUEST_ID}, 2) AS BIGINT) % 100 = 0")).withColumn(
-        N.LABEL, F.lit(0.5))
+    num = F.expr(f"try_cast(substr({N.REQUEST_ID}, 2) AS BIGINT)")
+    relabeled = ex.where((num >= first_open) & ((num - first_open) % step == 0)).withColumn(N.LABEL, F.lit(0.5))
     served = ex.where(F.col(N.EVENT_DATE) == F.lit(LAST_DAY).cast("date")).withColumn(
         N.REQUEST_ID, F.concat(N.REQUEST_ID, F.lit("-bare")))
     source = relabeled.unionByName(served).persist(StorageLevel.MEMORY_AND_DISK)
     source.count()
     started = time.perf_counter()
     (DeltaTable.forPath(spark, path).alias("t").merge(
-        source.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}")
+        source.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE} "
+        f"AND t.{N.EVENT_DATE} >= DATE'{OPEN_FROM - timedelta(days=1):%Y-%m-%d}'")
      .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
     seconds = time.perf_counter() - started
     source.unpersist()
@@ -84,6 +92,7 @@ def bare_merge(spark: SparkSession, path: str) -> float:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--days", type=int, default=30, help="days of served rows (history length)")
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "labels")
     ap.add_argument("--event-log", help="write Spark's event log here (to profile the jobs)")
     args = ap.parse_args()
@@ -105,9 +114,11 @@ def main() -> int:
                  "spark.eventLog.compress": "false"}
         wh = dataclasses.replace(wh, spark=dataclasses.replace(wh.spark, conf={**wh.spark.conf, **extra}))
     spark = build_session(wh.spark)
-    n = args.rows
-    ids = spark.range(n).withColumn("logged_at", F.lit(START).cast("timestamp")
-                                    + F.make_interval(secs=F.col("id") * (30 * 86400.0 / n)))
+    n, start = args.rows, END - timedelta(days=args.days)
+    ids = spark.range(n).withColumn("logged_at", F.lit(start).cast("timestamp")
+                                    + F.make_interval(secs=F.col("id") * (args.days * 86400.0 / n)))
+    first_open = max(0, int(n * (OPEN_FROM - start).total_seconds() / (args.days * 86400)))
+    step = max(1, (n - first_open) // (n // 100))  # labels for 1% of the rows, all in open windows
     served = ids.select(
         F.concat(F.lit("r"), F.col("id")).alias(N.REQUEST_ID), F.col("logged_at").alias(N.LOGGED_AT),
         F.lit(1).alias(N.SCHEMA_VERSION),
@@ -142,18 +153,23 @@ def main() -> int:
     labels_run.update_examples(spark, wh, [datetime(2027, 1, 13)], full=True, progress=Progress("bench-setup"))
     # Warm-up, not measured: one nightly run (labels for 0.5% of the rows) takes the MERGE path through
     # the JVM's class loading and JIT once, as the setup's recompute did for the full path.
-    write_labels(spark, args.work, WARM_DAY, spark.range(50, n, 200))
+    write_labels(spark, args.work, WARM_DAY, spark.range(first_open + step // 2, n, 2 * step))
     assert labels_run.run(spark, wh, argparse.Namespace(date=WARM_DAY, through=None, full=False)) == 0
 
     # The new day: the last of the 30 days of served rows arrives (compaction appends it), and labels
     # for 1% of all served rows (new chargebacks and corrections), as landing lines.
     served.where(last_day).write.format("delta").mode("append").save(fl_path)
-    write_labels(spark, args.work, NEW_DAY, spark.range(0, n, 100))
+    write_labels(spark, args.work, NEW_DAY, spark.range(first_open, n, step))
+    full_wh = wh.with_paths(warehouse=str(args.work / "warehouse-full"))
+    shutil.copytree(wh.paths.warehouse, full_wh.paths.warehouse)
 
     started = time.perf_counter()
     rc = labels_run.run(spark, wh, argparse.Namespace(date=NEW_DAY, through=None, full=False))
     incremental_s = time.perf_counter() - started
     assert rc == 0
+    started = time.perf_counter()
+    assert labels_run.run(spark, full_wh, argparse.Namespace(date=NEW_DAY, through=None, full=True)) == 0
+    full_run_s = time.perf_counter() - started
     # The floor: a quiet day (a label file with no label, no new served row, no window closing) still
     # pays for the ingest commit, the Delta log reads and one narrow scan of labeled_examples.
     folder = args.work / "landing" / "labels" / f"date={QUIET_DAY}"
@@ -165,17 +181,21 @@ def main() -> int:
     started = time.perf_counter()
     full = labels_run.update_examples(spark, wh, [datetime(2027, 1, 16)], full=True, progress=Progress("bench"))
     full_s = time.perf_counter() - started
-    merge_s = bare_merge(spark, table_path(wh.paths.warehouse, N.LABELED_EXAMPLES))
+    merge_s = bare_merge(spark, table_path(wh.paths.warehouse, N.LABELED_EXAMPLES), first_open, step)
     spark.stop()
     result = {
         "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,
-        "new_label_events": n // 100, "incremental_seconds": round(incremental_s, 3),
+        "history_days": args.days, "new_label_events": len(range(first_open, n, step)),
+        "incremental_seconds": round(incremental_s, 3),
         "full_recompute_seconds": round(full_s, 3), "incremental_over_full": round(incremental_s / full_s, 3),
         "target_incremental_over_full": 0.2, "full_rows_written": full["inserted"],
+        "full_run_seconds": round(full_run_s, 3), "incremental_over_full_run": round(incremental_s / full_run_s, 3),
         "quiet_day_seconds": round(quiet_s, 3), "quiet_day_over_full": round(quiet_s / full_s, 3),
         "bare_merge_seconds": round(merge_s, 3), "bare_merge_over_full": round(merge_s / full_s, 3),
     }
-    publish(RESULTS if n == 1_000_000 else RESULTS.with_name(f"labels-{n}.json"), result, args.work)
+    suffix = "" if args.days == 30 else f"-{args.days}d"
+    name = "labels.json" if (n, args.days) == (1_000_000, 30) else f"labels-{n}{suffix}.json"
+    publish(RESULTS.with_name(name), result, args.work)
     return 0
 
 

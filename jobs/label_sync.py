@@ -67,6 +67,14 @@ def last_state(spark: SparkSession, ex_path: str) -> SyncState | None:
     return SyncState.from_metadata(commits[0][0]) if commits else None
 
 
+def labels_as_of_watermark(labels: DataFrame) -> datetime | None:
+    """Labels are known through the end of the latest ingested label date (None: no label loaded yet)."""
+    latest = labels.agg(F.max(N.LABEL_DATE)).first()
+    if latest is None or latest[0] is None:
+        return None
+    return datetime.combine(latest[0], datetime.min.time()) + timedelta(days=1)
+
+
 def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
     """True when feature_logs recorded its change data for every version in (since, until] and none of
     those commits is older than the VACUUM retention (their files may be gone: then compare tables)."""
@@ -108,6 +116,24 @@ def maturing_filter(prev_as_of: datetime | None, as_of: datetime, windows_days: 
     lo: date = (prev_as_of - timedelta(days=max(windows_days) + 1)).date()
     hi: date = (as_of - timedelta(days=min(windows_days) - 1)).date()
     return closed & (F.col(N.EVENT_DATE) >= F.lit(lo)) & (F.col(N.EVENT_DATE) <= F.lit(hi))
+
+
+def open_from(first_observed: datetime | None, prev_as_of: datetime, windows_days: Sequence[int],
+              first_new: date | None) -> date:
+    """The first event date whose rows a run can change; earlier rows are final for it.
+
+    A label counts only within [logged_at, logged_at + window], so the run's labels reach no row served
+    more than the longest window before the earliest of them was observed; windows closing now opened
+    less than the longest window before the last run's as_of; new served rows carry their own dates.
+    The MERGE skips the files of earlier dates: the nightly cost follows the open label windows, not
+    the length of the history."""
+    longest = timedelta(days=max(windows_days) + 1)  # + 1 day: event dates are whole UTC days
+    bounds = [(prev_as_of - longest).date()]
+    if first_observed is not None:
+        bounds.append((first_observed - longest).date())
+    if first_new is not None:
+        bounds.append(first_new)
+    return min(bounds)
 
 
 def affected_rows(examples: DataFrame, new: DataFrame, run_labels: DataFrame, maturing: Column) -> DataFrame:

@@ -140,14 +140,22 @@ def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as
 
 
 def label_join_counts(run_labels: DataFrame, served: DataFrame) -> DataFrame:
-    """For this run's label events: how many join a served row, arrive before it, or match none."""
+    """For this run's label events: how many join a served row, arrive before it, or match none, and
+    when the earliest of them was observed."""
     keys = served.select(N.REQUEST_ID, N.LOGGED_AT)
     j = run_labels.join(keys, on=N.REQUEST_ID, how="left")
     return j.agg(
         F.count_if(F.col(N.LOGGED_AT).isNull()).alias("orphaned"),
         F.count_if(F.col(N.OBSERVED_AT) < F.col(N.LOGGED_AT)).alias("before_prediction"),
         F.count_if(F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)).alias("joinable"),
+        F.min(N.OBSERVED_AT).alias("first_observed"),
     )
+
+
+def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
+    """Labeled examples joined back to the served feature vectors (the training view)."""
+    served = feature_logs.drop(*[c for c in SERVED_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)])
+    return examples.join(served, on=[N.REQUEST_ID, N.EVENT_DATE], how="inner")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,8 +22,10 @@ from jobs.label_sync import (
     SyncState,
     affected_rows,
     feed_covers,
+    labels_as_of_watermark,
     last_state,
     maturing_filter,
+    open_from,
     policies_digest,
     served_changes,
 )
@@ -38,6 +40,7 @@ from jobs.labels import (
     policy_rows,
     to_label_quarantine,
     to_labels,
+    with_features,
 )
 from jobs.logformat import parse_date
 from jobs.progress import Progress, summary
@@ -150,13 +153,6 @@ def ingest(spark: SparkSession, wh: Warehouse, days: list[datetime], run_id: str
     return counts
 
 
-def labels_as_of_watermark(labels: DataFrame) -> datetime:
-    """Labels are known through the end of the latest ingested label date."""
-    latest = labels.agg(F.max(N.LABEL_DATE)).first()
-    assert latest is not None and latest[0] is not None
-    return datetime.combine(latest[0], datetime.min.time()) + timedelta(days=1)
-
-
 def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *, full: bool,
                     progress: Progress) -> dict[str, int]:
     fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
@@ -165,7 +161,7 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
         return {"joinable": 0, "orphaned": 0, "before_prediction": 0, "updated": 0, "inserted": 0, "matured": 0}
     labels = read_table(spark, wh.paths.warehouse, N.LABELS)
     # Labels are known through the last ingested date, also when that day brought no label.
-    as_of = max(labels_as_of_watermark(labels), max(days) + timedelta(days=1))
+    as_of = max(labels_as_of_watermark(labels) or datetime.min, max(days) + timedelta(days=1))
     rows = policy_rows(wh.models)
     policies = spark.createDataFrame(rows, POLICY_SCHEMA)
     run_labels = labels.where(_dates_sql(days))
@@ -182,14 +178,16 @@ def update_examples(spark: SparkSession, wh: Warehouse, days: list[datetime], *,
     return _merge_changes(spark, wh, fl_path, ex_path, labels, run_labels, policies, state, prev, windows, progress)
 
 
-def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, progress: Progress) -> dict[str, int]:
-    """How this run's labels join `served` (which must hold every served row they name)."""
+def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime,
+                 progress: Progress) -> tuple[dict[str, int], datetime | None]:
+    """How this run's labels join `served` (which must hold every served row they name), and the
+    earliest observed_at among them."""
     jc = label_join_counts(run_labels, served).first()
     assert jc is not None
     counts = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
     progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
                   f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
-    return counts
+    return counts, jc["first_observed"]
 
 
 def _recompute(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, labels: DataFrame,
@@ -199,7 +197,7 @@ def _recompute(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: str, l
     try:
         # A day's labels are few: only the served rows they name are joined (broadcast, no shuffle of served).
         named = served.join(F.broadcast(run_labels.select(N.REQUEST_ID).distinct()), on=N.REQUEST_ID, how="left_semi")
-        counts = _join_counts(run_labels, named, state.as_of, progress)
+        counts = _join_counts(run_labels, named, state.as_of, progress)[0]
         rows = tagged(label_examples(served, labels, policies, state.as_of).select(*EXAMPLE_COLUMNS),
                       N.LABELED_EXAMPLES, wh.privacy_policy)
         ensure_table(spark, ex_path, rows.schema, (N.EVENT_DATE,), EXAMPLE_PROPERTIES)
@@ -235,17 +233,24 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
     affected = fresh = None
     try:
-        n_new = new.count()  # materialized, so the joins below know its size (a day of served rows)
+        # Materialized, so the joins below know its size (a day of served rows).
+        sized = new.agg(F.count(F.lit(1)).alias("n"), F.min(N.EVENT_DATE).alias("first")).first()
+        assert sized is not None
+        n_new = int(sized["n"])
         affected = affected_rows(ex, new, run_labels, maturing_filter(prev.as_of, state.as_of, windows))
         # Checkpointed, not cached: its lineage then no longer names labeled_examples, so the MERGE's commit
         # does not make Spark re-plan it, and the MERGE may read it without copying it first.
         affected = affected.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
         new.unpersist()
-        counts = _join_counts(run_labels, affected, state.as_of, progress)
+        counts, first_observed = _join_counts(run_labels, affected, state.as_of, progress)
+        lo = open_from(first_observed, prev.as_of, windows, sized["first"])
+        # Rows named by a label but served before `lo` cannot change: they are counted above, not merged.
+        affected = affected.where(F.col(N.EVENT_DATE) >= F.lit(lo))
         tally = affected.agg(F.count(F.lit(1)).alias("n"), F.count_if("_maturing").alias("matured")).first()
         assert tally is not None
         matured = int(tally["matured"])
-        progress.step(f"{tally['n']} affected requests ({n_new} new served rows, {matured} newly matured)")
+        progress.step(f"{tally['n']} affected requests served on or after {lo:%Y-%m-%d} ({n_new} new served "
+                      f"rows, {matured} newly matured)")
         if tally["n"] == 0:
             # A quiet day commits nothing. The recorded state stays behind, which is safe: the next run
             # reads the change feed and the maturity range from further back, a superset of what it needs.
@@ -259,7 +264,8 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         fresh = fresh.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK).select(
             *[F.col(c).alias(c) for c in EXAMPLE_COLUMNS])
         merge = examples.alias("t").merge(
-            fresh.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE}",
+            fresh.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE} "
+            f"AND t.{N.EVENT_DATE} >= DATE'{lo:%Y-%m-%d}'",  # the target files to scan: the open windows'
         ).whenMatchedUpdateAll(condition=_CHANGED)
         if n_new:  # without new served rows every source row matches: no outer join needed
             merge = merge.whenNotMatchedInsertAll()
@@ -282,12 +288,6 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                   f"rewrite {m.get('rewriteTimeMs', '-')} ms, {m.get('numTargetDeletionVectorsAdded', 0)} "
                   f"deletion vectors)")
     return counts
-
-
-def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
-    """Labeled examples joined back to the served feature vectors (the training view)."""
-    served = feature_logs.drop(*[c for c in SERVED_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)])
-    return examples.join(served, on=[N.REQUEST_ID, N.EVENT_DATE], how="inner")
 
 
 def examples_as_of(spark: SparkSession, wh: Warehouse, as_of: datetime) -> DataFrame:

@@ -23,8 +23,8 @@ from jobs.access import tag_schema
 from jobs.config import Warehouse
 from jobs.dataset_config import DatasetConfig, load_dataset
 from jobs.errors import UsageError
-from jobs.labels import POLICY_SCHEMA, SERVED_COLUMNS, label_examples, policy_rows
-from jobs.labels_run import labels_as_of_watermark, with_features
+from jobs.label_sync import labels_as_of_watermark
+from jobs.labels import POLICY_SCHEMA, SERVED_COLUMNS, label_examples, policy_rows, with_features
 from jobs.logformat import parse_date
 from jobs.progress import Progress, summary
 from jobs.quality import load_suite, render_html, validate
@@ -72,7 +72,8 @@ def source_examples(spark: SparkSession, wh: Warehouse, cutoff_wanted: datetime)
         lineage[name] = last_commit(spark, path)["version"]
         frames[name] = spark.read.format("delta").option("versionAsOf", lineage[name]).load(path)
     latest = frames[N.LABELED_EXAMPLES].agg(F.max(N.LABELS_AS_OF)).first()
-    watermark = latest[0] if latest is not None and latest[0] is not None else labels_as_of_watermark(frames[N.LABELS])
+    watermark = (latest[0] if latest is not None and latest[0] is not None
+                 else labels_as_of_watermark(frames[N.LABELS]) or cutoff_wanted)
     cutoff = min(watermark, cutoff_wanted)
     examples = frames[N.LABELED_EXAMPLES]
     if cutoff < watermark:  # an older as-of: labels as they were known then, from the label history

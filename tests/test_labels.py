@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -17,7 +17,7 @@ from pyspark.testing import assertDataFrameEqual
 from jobs import compact_run, labels_run
 from jobs import names as N
 from jobs.config import Warehouse
-from jobs.label_sync import SyncState, affected_rows, feed_covers, last_state
+from jobs.label_sync import SyncState, affected_rows, feed_covers, last_state, open_from
 from jobs.labels import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
@@ -102,7 +102,8 @@ def test_conflict_policies(spark: SparkSession, scenario: tuple, conflict: str, 
 def test_orphans_and_labels_before_the_prediction_are_counted(spark: SparkSession, scenario: tuple) -> None:
     served, labels, _ = scenario
     counts = label_join_counts(labels, served).first()
-    assert counts is not None and counts.asDict() == {"orphaned": 1, "before_prediction": 1, "joinable": 3}
+    assert counts is not None and counts.asDict() == {"orphaned": 1, "before_prediction": 1, "joinable": 3,
+                                                      "first_observed": datetime(2026, 11, 1, 8)}
 
 
 def test_label_quarantine_reasons(spark: SparkSession) -> None:
@@ -238,6 +239,40 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {  # p1's label came 6 days on
         "p1": "labeled", "p2": "matured_negative", "p3": "matured_negative"}
     assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in ex.collect()} == {timedelta(days=7)}
+
+
+def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_still_land(
+        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
+    landing = warehouse.paths.landing
+    for hour, rid in ((datetime(2026, 6, 1, 10), "o3"), (datetime(2026, 9, 1, 10), "o1"), (HOUR, "p1")):
+        write_hour(landing, hour, "pod-0", [record(rid, logged_at=f"{hour:%Y-%m-%dT%H}:05:00Z")]
+                   + ([record("o2", logged_at="2026-09-01T10:06:00Z")] if rid == "o1" else []))
+        compact_run.compact_hour(spark, warehouse, hour, Progress("test"), KEY)
+    _write_labels(landing, "2026-11-30", [])
+    _write_labels(landing, "2026-12-01", [
+        {"request_id": "o3", "label": 1, "observed_at": "2026-11-20T09:00:00Z"},  # 172 days on: too late
+        {"request_id": "o1", "label": 1, "observed_at": "2026-11-20T09:00:00Z"},  # 80 days on: too late
+        # In its window (44 days on) but delivered six weeks after it was observed: it must still land.
+        {"request_id": "o2", "label": 1, "observed_at": "2026-10-15T09:00:00Z"},
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z"}])
+    for day in ("2026-11-30", "2026-12-01"):  # the first run computes the table, the second MERGEs
+        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
+    out, err = capsys.readouterr()
+
+    # Rows served before 2026-08-15 (o2's observation less the 60-day window and a day) cannot change.
+    assert "] 3 affected requests served on or after 2026-08-15" in err, err
+    assert json.loads(out.strip().splitlines()[-1])["joinable"] == 4
+    ex = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
+        "o3": (0.0, "matured_negative"), "o1": (0.0, "matured_negative"), "o2": (1.0, "labeled"),
+        "p1": (1.0, "labeled")}
+
+
+def test_open_from_is_the_earliest_date_a_run_can_change() -> None:
+    prev = datetime(2026, 12, 1)
+    assert open_from(None, prev, [60], None) == date(2026, 10, 1)  # maturity only: windows closing now
+    assert open_from(datetime(2026, 10, 15, 9), prev, [30, 60], None) == date(2026, 8, 15)
+    assert open_from(datetime(2026, 11, 30), prev, [60], date(2026, 7, 1)) == date(2026, 7, 1)  # late rows
 
 
 def test_sync_state_round_trips_and_ignores_foreign_metadata() -> None:
