@@ -62,7 +62,10 @@ def classify_labels(lines: DataFrame) -> DataFrame:
               .when(c[N.LABEL].isNull(), N.MISSING_LABEL)
               .when(label.isNull(), f"{N.TYPE_MISMATCH}:{N.LABEL}")
               .when(c[N.OBSERVED_AT].isNull(), N.MISSING_OBSERVED_AT)
-              .when(observed.isNull(), N.BAD_TIMESTAMP))
+              .when(observed.isNull(), N.BAD_TIMESTAMP)
+              # After its folder's day: the run for that day could not know it, and no later run names
+              # it, so the incremental table and a recompute would disagree about it forever.
+              .when(observed >= F.date_add(N.LABEL_DATE, 1).cast("timestamp"), N.OUT_OF_RANGE_TIMESTAMP))
     typed = parsed.select(
         reason.alias(N.REASON), value.alias(N.RAW_TEXT), c[N.REQUEST_ID].alias(N.REQUEST_ID),
         label.alias(N.LABEL), observed.alias(N.OBSERVED_AT), c[N.SOURCE].alias(N.SOURCE),

@@ -111,13 +111,15 @@ def test_label_quarantine_reasons(spark: SparkSession) -> None:
              '{"label":1,"observed_at":"2026-12-01T00:00:00Z"}',
              '{"request_id":"a","observed_at":"2026-12-01T00:00:00Z"}',
              '{"request_id":"a","label":"yes","observed_at":"2026-12-01T00:00:00Z"}', '{"request_id":"a","label":1}',
-             '{"request_id":"a","label":1,"observed_at":"yesterday"}']
+             '{"request_id":"a","label":1,"observed_at":"yesterday"}',
+             '{"request_id":"a","label":1,"observed_at":"2026-12-01T23:59:59Z"}',  # the folder's last second
+             '{"request_id":"a","label":1,"observed_at":"2026-12-02T00:00:00Z"}']  # after the folder's day
     lines = spark.createDataFrame([(t, "f", i, datetime(2026, 12, 1).date()) for i, t in enumerate(texts)],
                                   f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, {N.ROW_ID} long, {N.LABEL_DATE} date")
     assert tuple(lines.columns) == LABEL_LINE_COLUMNS
     reasons = [r[0] for r in classify_labels(lines).orderBy(N.ROW_ID).select(N.REASON).collect()]
     assert reasons == [None, "malformed_json", "missing_request_id", "missing_label", "type_mismatch:label",
-                       "missing_observed_at", "bad_timestamp"]
+                       "missing_observed_at", "bad_timestamp", None, "out_of_range_timestamp"]
 
 
 def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
