@@ -49,7 +49,7 @@ test: setup
 bench: setup
 	$(PY) bench/compact.py
 	$(PY) bench/labels.py
-	$(PY) bench/labels.py --days 180
+	$(PY) bench/labels.py --rows 6000000 --days 180
 	$(PY) bench/snapshot.py
 
 lint: setup

@@ -9,9 +9,10 @@ MERGE path as the setup's recompute warmed the full one, then times in one Spark
       served rows has just been appended (`skewless labels --date D`: ingest the day's file, read the
       new served rows from the change feed, MERGE the affected rows), and
   (a') the same nightly run with `--full` (ingest, then recompute labeled_examples) from the same
-      starting state, on a copy of the warehouse: what an operator would run instead of (a),
+      starting state, on a copy of the warehouse: what an operator would run instead of (a)
+      ((a) and (a') alternate, best of two each, every run on its own copy),
   (b) a quiet day's run (an empty label file, nothing to merge): the fixed cost of any nightly run,
-  (c) a full recompute of the join over all rows (the join only: no label ingestion),
+  (c) a full recompute of the join over all rows (the join only: no label ingestion; best of two),
   (d) a bare Delta MERGE of a day's changed rows into labeled_examples, its source computed
       beforehand: the one commit the issue's design (a row per prediction, updated in place by
       MERGE) cannot avoid, with no ingest, reads or computation.
@@ -102,7 +103,7 @@ def main() -> int:
     from jobs import labels_run
     from jobs import names as N
     from jobs.compact_run import FEATURE_LOG_PROPERTIES
-    from jobs.config import load
+    from jobs.config import Warehouse, load
     from jobs.progress import Progress
     from jobs.session import build_session
     from jobs.tables import ensure_table, table_path
@@ -160,16 +161,23 @@ def main() -> int:
     # for 1% of all served rows (new chargebacks and corrections), as landing lines.
     served.where(last_day).write.format("delta").mode("append").save(fl_path)
     write_labels(spark, args.work, NEW_DAY, spark.range(first_open, n, step))
-    full_wh = wh.with_paths(warehouse=str(args.work / "warehouse-full"))
-    shutil.copytree(wh.paths.warehouse, full_wh.paths.warehouse)
+    # Fresh copies of the starting state, one per measured run but the first (feature_logs, which the
+    # labels job only reads, is shared through a link).
+    copies = [wh.with_paths(warehouse=str(args.work / f"warehouse-{i}")) for i in range(3)]
+    for c in copies:
+        shutil.copytree(wh.paths.warehouse, c.paths.warehouse, ignore=shutil.ignore_patterns(N.FEATURE_LOGS))
+        Path(c.paths.warehouse, N.FEATURE_LOGS).symlink_to(fl_path, target_is_directory=True)
 
-    started = time.perf_counter()
-    rc = labels_run.run(spark, wh, argparse.Namespace(date=NEW_DAY, through=None, full=False))
-    incremental_s = time.perf_counter() - started
-    assert rc == 0
-    started = time.perf_counter()
-    assert labels_run.run(spark, full_wh, argparse.Namespace(date=NEW_DAY, through=None, full=True)) == 0
-    full_run_s = time.perf_counter() - started
+    def nightly(w: Warehouse, full: bool) -> float:
+        started = time.perf_counter()
+        assert labels_run.run(spark, w, argparse.Namespace(date=NEW_DAY, through=None, full=full)) == 0
+        return time.perf_counter() - started
+
+    # Alternating, best of two each (single runs on this kind of VM vary by ~20%).
+    incremental_runs, full_runs = [nightly(wh, False)], [nightly(copies[0], True)]
+    incremental_runs.append(nightly(copies[1], False))
+    full_runs.append(nightly(copies[2], True))
+    incremental_s, full_run_s = min(incremental_runs), min(full_runs)
     # The floor: a quiet day (a label file with no label, no new served row, no window closing) still
     # pays for the ingest commit, the Delta log reads and one narrow scan of labeled_examples.
     folder = args.work / "landing" / "labels" / f"date={QUIET_DAY}"
@@ -178,15 +186,19 @@ def main() -> int:
     started = time.perf_counter()
     assert labels_run.run(spark, wh, argparse.Namespace(date=QUIET_DAY, through=None, full=False)) == 0
     quiet_s = time.perf_counter() - started
-    started = time.perf_counter()
-    full = labels_run.update_examples(spark, wh, [datetime(2027, 1, 16)], full=True, progress=Progress("bench"))
-    full_s = time.perf_counter() - started
+    full_times = []
+    for _ in range(2):  # the join alone, best of two (the second recomputes the same table)
+        started = time.perf_counter()
+        full = labels_run.update_examples(spark, wh, [datetime(2027, 1, 16)], full=True, progress=Progress("bench"))
+        full_times.append(time.perf_counter() - started)
+    full_s = min(full_times)
     merge_s = bare_merge(spark, table_path(wh.paths.warehouse, N.LABELED_EXAMPLES), first_open, step)
     spark.stop()
     result = {
         "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,
         "history_days": args.days, "new_label_events": len(range(first_open, n, step)),
-        "incremental_seconds": round(incremental_s, 3),
+        "incremental_seconds": round(incremental_s, 3), "incremental_runs": [round(t, 3) for t in incremental_runs],
+        "full_run_runs": [round(t, 3) for t in full_runs], "full_recompute_runs": [round(t, 3) for t in full_times],
         "full_recompute_seconds": round(full_s, 3), "incremental_over_full": round(incremental_s / full_s, 3),
         "target_incremental_over_full": 0.2, "full_rows_written": full["inserted"],
         "full_run_seconds": round(full_run_s, 3), "incremental_over_full_run": round(incremental_s / full_run_s, 3),
