@@ -5,7 +5,7 @@ Builds N served rows in `feature_logs` (default 1,000,000, spread over the 30 da
 (5% chargebacks, 10% of them later than the 60-day window, 3% corrected), computes
 `labeled_examples` once, runs one unmeasured nightly run (labels for 0.5% of the rows) to warm the
 MERGE path as the setup's recompute warmed the full one, then times in one Spark session
-  (a) the nightly incremental run of a day whose new labels touch 1% of the rows while the 30th day of
+  (a) the nightly incremental run of a day whose new labels touch 1% of the rows while the last day of
       served rows has just been appended (`skewless labels --date D`: ingest the day's file, read the
       new served rows from the change feed, MERGE the affected rows), and
   (a') the same nightly run with `--full` (ingest, then recompute labeled_examples) from the same
@@ -157,8 +157,8 @@ def main() -> int:
     write_labels(spark, args.work, WARM_DAY, spark.range(first_open + step // 2, n, 2 * step))
     assert labels_run.run(spark, wh, argparse.Namespace(date=WARM_DAY, through=None, full=False)) == 0
 
-    # The new day: the last of the 30 days of served rows arrives (compaction appends it), and labels
-    # for 1% of all served rows (new chargebacks and corrections), as landing lines.
+    # The new day: the last day of served rows arrives (compaction appends it), and labels for as many
+    # requests as 1% of all served rows, all in open windows (new chargebacks, corrections), as lines.
     served.where(last_day).write.format("delta").mode("append").save(fl_path)
     write_labels(spark, args.work, NEW_DAY, spark.range(first_open, n, step))
     # Fresh copies of the starting state, one per measured run but the first (feature_logs, which the
