@@ -231,7 +231,7 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         pinned = spark.read.format("delta").option("versionAsOf", state.feature_logs_version).load(fl_path)
         new = pinned.select(*SERVED_COLUMNS).join(ex.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_anti")
     new = new.persist(StorageLevel.MEMORY_AND_DISK)
-    affected = fresh = None
+    held = [new]  # what the run stored: released at the end, whatever happens
     try:
         # Materialized, so the joins below know its size (a day of served rows).
         sized = new.agg(F.count(F.lit(1)).alias("n"), F.min(N.EVENT_DATE).alias("first")).first()
@@ -241,6 +241,7 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         # Checkpointed, not cached: its lineage then no longer names labeled_examples, so the MERGE's commit
         # does not make Spark re-plan it, and the MERGE may read it without copying it first.
         affected = affected.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        held.append(affected)
         new.unpersist()
         counts, first_observed = _join_counts(run_labels, affected, state.as_of, progress)
         lo = open_from(first_observed, prev.as_of, windows, sized["first"])
@@ -261,8 +262,9 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
         fresh = label_examples(served, labels.join(served.select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi"),
                                policies, state.as_of).select(*EXAMPLE_COLUMNS)
         # Fresh names for the checkpoint's columns: they would otherwise share ids with the target's.
-        fresh = fresh.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK).select(
-            *[F.col(c).alias(c) for c in EXAMPLE_COLUMNS])
+        fresh = fresh.localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
+        held.append(fresh)
+        fresh = fresh.select(*[F.col(c).alias(c) for c in EXAMPLE_COLUMNS])
         merge = examples.alias("t").merge(
             fresh.alias("s"), f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID} AND t.{N.EVENT_DATE} = s.{N.EVENT_DATE} "
             f"AND t.{N.EVENT_DATE} >= DATE'{lo:%Y-%m-%d}'",  # the target files to scan: the open windows'
@@ -275,9 +277,8 @@ def _merge_changes(spark: SparkSession, wh: Warehouse, fl_path: str, ex_path: st
                 session_conf(spark, "spark.databricks.delta.merge.materializeSource", "none"):
             merge.execute()
     finally:
-        for df in (fresh, affected, new):
-            if df is not None:
-                df.unpersist()
+        for df in held:  # the checkpoints themselves: frames derived from them hold no blocks of their own
+            df.unpersist()
     after = last_commit(spark, ex_path)
     # A MERGE that changes nothing may not commit: then the latest commit is an older run's.
     m = after["metrics"] if after["version"] != before else {}
