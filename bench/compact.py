@@ -45,23 +45,23 @@ def worker(records: int, work: Path) -> dict[str, object]:
     from pyspark.sql import DataFrame, DataFrameWriter
     from pyspark.sql import functions as F
 
-    from jobs import names as N
-    from jobs.compact_run import compact_hour
-    from jobs.config import load
-    from jobs.generate import GenSpec, generate
-    from jobs.logformat import hour_folder
-    from jobs.parse import RAW_SCHEMA
-    from jobs.policy import FieldPolicy, HashKey, PrivacyPolicy
-    from jobs.progress import Progress
-    from jobs.session import build_session
-    from jobs.tables import list_files
+    from skewless.core import names as N
+    from skewless.core.config import load
+    from skewless.core.paths import hour_folder
+    from skewless.core.policy import FieldPolicy, HashKey, PrivacyPolicy
+    from skewless.core.progress import Progress
+    from skewless.core.session import build_session
+    from skewless.core.storage import list_files
+    from skewless.devtools.generator import GenSpec, generate
+    from skewless.ingest.job import compact_hour
+    from skewless.ingest.parse import RAW_SCHEMA
 
     shutil.rmtree(work, ignore_errors=True)
     spec = GenSpec(landing=str(work / "landing"), start=HOUR, hours=1, rps=records / 360.0, seed=11,
                    sample_rate=0.1, quirks=True)
     gen = generate(spec, progress=False)
-    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(work / "landing"), str(work / "warehouse"))
-    spark = build_session(wh.spark)
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(work / "landing"), str(work / "warehouse"))
+    spark = build_session(cfg.spark)
     files = list_files(spark, str(work / "landing" / hour_folder(N.PREDICTIONS_DIR, HOUR)), (".jsonl.gz",))
     size = sum(f.size for f in files)
 
@@ -82,7 +82,7 @@ def worker(records: int, work: Path) -> dict[str, object]:
     def floor(out: Path, name: str) -> float:
         from pyspark.sql import Window
 
-        from jobs.tables import read_landing_text
+        from skewless.core.storage import read_landing_text
 
         started = time.perf_counter()
         if name == "floor_json_dedup":
@@ -100,12 +100,12 @@ def worker(records: int, work: Path) -> dict[str, object]:
         return time.perf_counter() - started
 
     key = HashKey("k1", b"bench-key-" * 4, demo=False)
-    policy = wh.privacy_policy
+    policy = cfg.privacy_policy
     keep = {k: FieldPolicy(fp.access, "keep") for k, fp in policy.fields.items()}
     keep_all = dataclasses.replace(policy, fields=keep)
 
     def compact(name: str, pol: PrivacyPolicy) -> tuple[float, dict[str, Any]]:
-        variant = dataclasses.replace(wh.with_paths(warehouse=str(work / f"warehouse-{name}")), policy=pol)
+        variant = dataclasses.replace(cfg.with_paths(warehouse=str(work / f"warehouse-{name}")), policy=pol)
         started = time.perf_counter()
         record = compact_hour(spark, variant, HOUR, Progress(f"bench-{name}"), key)
         return time.perf_counter() - started, record

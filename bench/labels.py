@@ -71,7 +71,7 @@ def bare_merge(spark: SparkSession, path: str, first_open: int, step: int) -> fl
     from pyspark import StorageLevel
     from pyspark.sql import functions as F
 
-    from jobs import names as N
+    from skewless.core import names as N
 
     ex = spark.read.format("delta").load(path)
     num = F.expr(f"try_cast(substr({N.REQUEST_ID}, 2) AS BIGINT)")
@@ -100,21 +100,22 @@ def main() -> int:
 
     from pyspark.sql import functions as F
 
-    from jobs import labels_run
-    from jobs import names as N
-    from jobs.compact_run import FEATURE_LOG_PROPERTIES
-    from jobs.config import Warehouse, load
-    from jobs.progress import Progress
-    from jobs.session import build_session
-    from jobs.tables import ensure_table, table_path
+    from skewless.core import names as N
+    from skewless.core.config import Config, load
+    from skewless.core.delta import ensure_table
+    from skewless.core.paths import table_path
+    from skewless.core.progress import Progress
+    from skewless.core.session import build_session
+    from skewless.ingest.job import FEATURE_LOG_PROPERTIES
+    from skewless.labels import job as labels_run
 
     shutil.rmtree(args.work, ignore_errors=True)
-    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
     if args.event_log:
         extra = {"spark.eventLog.enabled": "true", "spark.eventLog.dir": args.event_log,
                  "spark.eventLog.compress": "false"}
-        wh = dataclasses.replace(wh, spark=dataclasses.replace(wh.spark, conf={**wh.spark.conf, **extra}))
-    spark = build_session(wh.spark)
+        cfg = dataclasses.replace(cfg, spark=dataclasses.replace(cfg.spark, conf={**cfg.spark.conf, **extra}))
+    spark = build_session(cfg.spark)
     n, start = args.rows, END - timedelta(days=args.days)
     ids = spark.range(n).withColumn("logged_at", F.lit(start).cast("timestamp")
                                     + F.make_interval(secs=F.col("id") * (args.days * 86400.0 / n)))
@@ -133,7 +134,7 @@ def main() -> int:
         F.to_date("logged_at").alias(N.EVENT_DATE), F.hour("logged_at").alias(N.EVENT_HOUR),
         F.date_trunc("hour", "logged_at").alias(N.LANDING_HOUR),
     )
-    fl_path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
     ensure_table(spark, fl_path, served.schema, N.FEATURE_LOG_PARTITIONS, FEATURE_LOG_PROPERTIES)
     last_day = F.col(N.LOGGED_AT) >= F.lit(LAST_DAY).cast("timestamp")
     served.where(~last_day).write.format("delta").mode("append").save(fl_path)
@@ -150,12 +151,12 @@ def main() -> int:
     (history.select(N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE, F.to_date(N.OBSERVED_AT).alias(N.LABEL_DATE),
                     F.lit("bench").alias(N.SOURCE_FILE), F.lit("bench").alias(N.RUN_ID),
                     F.current_timestamp().alias(N.INGESTED_AT))
-     .write.format("delta").partitionBy(N.LABEL_DATE).save(table_path(wh.paths.warehouse, N.LABELS)))
-    labels_run.update_examples(spark, wh, [datetime(2027, 1, 13)], full=True, progress=Progress("bench-setup"))
+     .write.format("delta").partitionBy(N.LABEL_DATE).save(table_path(cfg.paths.warehouse, N.LABELS)))
+    labels_run.update_examples(spark, cfg, [datetime(2027, 1, 13)], full=True, progress=Progress("bench-setup"))
     # Warm-up, not measured: one nightly run (labels for 0.5% of the rows) takes the MERGE path through
     # the JVM's class loading and JIT once, as the setup's recompute did for the full path.
     write_labels(spark, args.work, WARM_DAY, spark.range(first_open + step // 2, n, 2 * step))
-    assert labels_run.run(spark, wh, argparse.Namespace(date=WARM_DAY, through=None, full=False)) == 0
+    assert labels_run.run(spark, cfg, argparse.Namespace(date=WARM_DAY, through=None, full=False)) == 0
 
     # The new day: the last day of served rows arrives (compaction appends it), and labels for as many
     # requests as 1% of all served rows, all in open windows (new chargebacks, corrections), as lines.
@@ -163,18 +164,18 @@ def main() -> int:
     write_labels(spark, args.work, NEW_DAY, spark.range(first_open, n, step))
     # Fresh copies of the starting state, one per measured run but the first (feature_logs, which the
     # labels job only reads, is shared through a link).
-    copies = [wh.with_paths(warehouse=str(args.work / f"warehouse-{i}")) for i in range(3)]
+    copies = [cfg.with_paths(warehouse=str(args.work / f"warehouse-{i}")) for i in range(3)]
     for c in copies:
-        shutil.copytree(wh.paths.warehouse, c.paths.warehouse, ignore=shutil.ignore_patterns(N.FEATURE_LOGS))
+        shutil.copytree(cfg.paths.warehouse, c.paths.warehouse, ignore=shutil.ignore_patterns(N.FEATURE_LOGS))
         Path(c.paths.warehouse, N.FEATURE_LOGS).symlink_to(fl_path, target_is_directory=True)
 
-    def nightly(w: Warehouse, full: bool) -> float:
+    def nightly(w: Config, full: bool) -> float:
         started = time.perf_counter()
         assert labels_run.run(spark, w, argparse.Namespace(date=NEW_DAY, through=None, full=full)) == 0
         return time.perf_counter() - started
 
     # Alternating, best of two each (single runs on this kind of VM vary by ~20%).
-    incremental_runs, full_runs = [nightly(wh, False)], [nightly(copies[0], True)]
+    incremental_runs, full_runs = [nightly(cfg, False)], [nightly(copies[0], True)]
     incremental_runs.append(nightly(copies[1], False))
     full_runs.append(nightly(copies[2], True))
     incremental_s, full_run_s = min(incremental_runs), min(full_runs)
@@ -184,15 +185,15 @@ def main() -> int:
     folder.mkdir(parents=True)
     (folder / "labels-bench.jsonl").write_text("")
     started = time.perf_counter()
-    assert labels_run.run(spark, wh, argparse.Namespace(date=QUIET_DAY, through=None, full=False)) == 0
+    assert labels_run.run(spark, cfg, argparse.Namespace(date=QUIET_DAY, through=None, full=False)) == 0
     quiet_s = time.perf_counter() - started
     full_times = []
     for _ in range(2):  # the join alone, best of two (the second recomputes the same table)
         started = time.perf_counter()
-        full = labels_run.update_examples(spark, wh, [datetime(2027, 1, 16)], full=True, progress=Progress("bench"))
+        full = labels_run.update_examples(spark, cfg, [datetime(2027, 1, 16)], full=True, progress=Progress("bench"))
         full_times.append(time.perf_counter() - started)
     full_s = min(full_times)
-    merge_s = bare_merge(spark, table_path(wh.paths.warehouse, N.LABELED_EXAMPLES), first_open, step)
+    merge_s = bare_merge(spark, table_path(cfg.paths.warehouse, N.LABELED_EXAMPLES), first_open, step)
     spark.stop()
     result = {
         "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,

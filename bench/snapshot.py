@@ -32,17 +32,17 @@ def main() -> int:
 
     from pyspark.sql import functions as F
 
-    from jobs import names as N
-    from jobs.config import load
-    from jobs.dataset_config import DatasetConfig, Split, Window
-    from jobs.labels import EXAMPLE_COLUMNS
-    from jobs.progress import Progress
-    from jobs.session import build_session
-    from jobs.snapshot_run import create
-    from jobs.tables import table_path
+    from skewless.core import names as N
+    from skewless.core.config import load
+    from skewless.core.paths import table_path
+    from skewless.core.progress import Progress
+    from skewless.core.session import build_session
+    from skewless.datasets.snapshot_job import create
+    from skewless.datasets.spec import DatasetConfig, Split, Window
+    from skewless.labels.transforms import EXAMPLE_COLUMNS
 
-    wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
-    spark = build_session(wh.spark)
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
+    spark = build_session(cfg.spark)
     names = [f"f{i:02d}" for i in range(args.features)]
     ids = spark.range(args.rows).select(
         F.col("id"), F.format_string("r%09d", "id").alias(N.REQUEST_ID),
@@ -58,7 +58,7 @@ def main() -> int:
                          F.struct(F.format_string("k1:%064x", F.col("id") % 50_000).alias("user_id")).alias(N.ENTITY),
                          features.alias(N.FEATURES))
     logs.write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR).save(
-        table_path(wh.paths.warehouse, N.FEATURE_LOGS))
+        table_path(cfg.paths.warehouse, N.FEATURE_LOGS))
     cutoff = datetime(2027, 3, 1)
     labeled = served.select(
         *[c for c in served.columns if c != "id"], (F.rand(7) < 0.02).cast("double").alias(N.LABEL),
@@ -67,10 +67,10 @@ def main() -> int:
         (F.col(N.LOGGED_AT) + F.expr("INTERVAL 60 DAYS")).alias(N.WINDOW_END),
         F.lit(cutoff).cast("timestamp").alias(N.LABELS_AS_OF)).select(*EXAMPLE_COLUMNS)
     labeled.write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE).save(
-        table_path(wh.paths.warehouse, N.LABELED_EXAMPLES))
+        table_path(cfg.paths.warehouse, N.LABELED_EXAMPLES))
     spark.createDataFrame([("r000000001", 1.0, datetime(2026, 9, 2), "chargeback", date(2027, 2, 28))],
                           "request_id string, label double, observed_at timestamp, source string, label_date date"
-                          ).write.format("delta").mode("overwrite").save(table_path(wh.paths.warehouse, N.LABELS))
+                          ).write.format("delta").mode("overwrite").save(table_path(cfg.paths.warehouse, N.LABELS))
 
     ds = DatasetConfig(name="bench", window=Window(start="2026-08-01", end="2027-01-01"), models=("fraud",),
                        features=tuple(names), split=Split(key="entity.user_id", seed="bench"))
@@ -89,9 +89,9 @@ def main() -> int:
                              "kwargs": {"column": n, "min_value": 0, "max_value": 1}})
     suite = {"name": "bench", "expectations": expectations}
     as_of = date(2027, 3, 1)
-    create(spark, wh, ds, suite, as_of, Progress("bench-warmup"))
+    create(spark, cfg, ds, suite, as_of, Progress("bench-warmup"))
     started = time.perf_counter()
-    record = create(spark, wh, ds, {**suite, "name": "bench-measured"}, as_of, Progress("bench"))
+    record = create(spark, cfg, ds, {**suite, "name": "bench-measured"}, as_of, Progress("bench"))
     total = time.perf_counter() - started
     spark.stop()
     result = {

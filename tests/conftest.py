@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
-from jobs.config import SparkSettings, Warehouse, load
-from jobs.policy import HashKey
-from jobs.session import build_session
+from skewless.core.config import Config, SparkSettings, load
+from skewless.core.policy import HashKey
+from skewless.core.session import build_session
 
 ROOT = Path(__file__).resolve().parent.parent
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
@@ -32,7 +32,7 @@ def spark() -> Iterator[SparkSession]:
 
 
 @pytest.fixture()
-def warehouse(tmp_path: Path) -> Warehouse:
+def warehouse(tmp_path: Path) -> Config:
     """The repo's config (models included) with landing and tables under tmp_path."""
     wh = load(ROOT / "conf" / "warehouse.yaml")
     return wh.with_paths(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "warehouse"))

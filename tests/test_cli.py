@@ -11,7 +11,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from jobs.jars import jar_paths
+from skewless.core.jars import jar_paths
 
 from .conftest import ROOT
 

@@ -14,22 +14,22 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import compact_run
-from jobs import names as N
-from jobs.config import Warehouse
-from jobs.progress import Progress
-from jobs.tables import read_table, table_property
+from skewless.core import names as N
+from skewless.core.config import Config
+from skewless.core.delta import read_table, table_property
+from skewless.core.progress import Progress
+from skewless.ingest import job as compact_run
 
 from .conftest import HOUR, KEY, record, write_hour
 
 RUN_COLUMNS = [N.RUN_ID, N.INGESTED_AT]
 
 
-def _compact(spark: SparkSession, wh: Warehouse, hour: Any = HOUR) -> dict[str, Any]:
+def _compact(spark: SparkSession, wh: Config, hour: Any = HOUR) -> dict[str, Any]:
     return compact_run.compact_hour(spark, wh, hour, Progress("test"), KEY)
 
 
-def _table(spark: SparkSession, wh: Warehouse, name: str) -> DataFrame:
+def _table(spark: SparkSession, wh: Config, name: str) -> DataFrame:
     return read_table(spark, wh.paths.warehouse, name)
 
 
@@ -37,7 +37,7 @@ def _reconciles(audit: dict[str, Any]) -> bool:
     return audit["records_read"] == audit["loaded"] + audit["duplicates"] + audit["quarantined"]
 
 
-def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, warehouse: Config) -> None:
     landing = warehouse.paths.landing
     r3_retry = record("r3", logged_at="2026-11-25T13:30:01.000Z", prediction={"score": 0.0})
     write_hour(landing, HOUR, "pod-0-a", [
@@ -76,7 +76,7 @@ def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, wareho
     assert runs[0]["truncated_files"] == ["pod-2-crashed.jsonl.gz"]
 
 
-def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession, warehouse: Config) -> None:
     landing = warehouse.paths.landing
     nxt = HOUR + timedelta(hours=1)
     write_hour(landing, HOUR, "pod-0", [record("a1"), record("a2"), "not json"])
@@ -105,7 +105,7 @@ def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession,
     assert all(_reconciles(r.asDict()) for r in audits.collect())
 
 
-def test_killed_run_converges_on_rerun(spark: SparkSession, warehouse: Warehouse, tmp_path: Path,
+def test_killed_run_converges_on_rerun(spark: SparkSession, warehouse: Config, tmp_path: Path,
                                        monkeypatch: pytest.MonkeyPatch) -> None:
     write_hour(warehouse.paths.landing, HOUR, "pod-0", [record("k1"), record("k2"), record("k2"), "{oops"])
     clean = warehouse.with_paths(warehouse=str(tmp_path / "clean"))
@@ -126,7 +126,7 @@ def test_killed_run_converges_on_rerun(spark: SparkSession, warehouse: Warehouse
     assert _table(spark, warehouse, N.INGESTION_AUDIT).count() == 1  # the killed run left no audit row
 
 
-def test_new_features_extend_the_schema_and_unknown_models_load(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_new_features_extend_the_schema_and_unknown_models_load(spark: SparkSession, warehouse: Config) -> None:
     landing = warehouse.paths.landing
     nxt = HOUR + timedelta(hours=1)
     write_hour(landing, HOUR, "pod-0", [record("s1")])

@@ -2,8 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from jobs.config import load
-from jobs.errors import ConfigError
+from skewless.core.config import load
+from skewless.core.errors import ConfigError
 
 from .conftest import ROOT
 

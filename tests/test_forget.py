@@ -16,14 +16,17 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
-from jobs import compact_run, forget_run, labels_run
-from jobs import names as N
-from jobs.config import Warehouse
-from jobs.forget import pseudonyms
-from jobs.generate import GenSpec, generate
-from jobs.progress import Progress
-from jobs.sql import register_role_views
-from jobs.tables import read_table, table_path
+from skewless.core import names as N
+from skewless.core.config import Config
+from skewless.core.delta import read_table
+from skewless.core.paths import table_path
+from skewless.core.progress import Progress
+from skewless.devtools.generator import GenSpec, generate
+from skewless.ingest import job as compact_run
+from skewless.labels import job as labels_run
+from skewless.privacy import job as forget_run
+from skewless.privacy.transforms import pseudonyms
+from skewless.sql.job import register_role_views
 
 from .conftest import KEY, write_hour
 
@@ -41,7 +44,7 @@ def _landing_text(landing: str) -> str:
 
 
 @pytest.fixture()
-def traffic(spark: SparkSession, warehouse: Warehouse, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
+def traffic(spark: SparkSession, warehouse: Config, monkeypatch: pytest.MonkeyPatch) -> dict[str, object]:
     """One generated hour with labels, compacted and labeled; plus a malformed line holding PII."""
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
     generate(GenSpec(landing=warehouse.paths.landing, start=START, hours=1, rps=1.0, seed=5), progress=False)
@@ -62,7 +65,7 @@ def _view_text(df: DataFrame) -> str:
     return "\n".join(r[0] for r in df.select(F.to_json(F.struct("*"))).collect())
 
 
-def test_roles_below_privacy_officer_never_see_raw_pii(spark: SparkSession, warehouse: Warehouse,
+def test_roles_below_privacy_officer_never_see_raw_pii(spark: SparkSession, warehouse: Config,
                                                         traffic: dict[str, object]) -> None:
     pii = traffic["pii"]
     assert isinstance(pii, set) and len(pii) > 100
@@ -94,7 +97,7 @@ def _subject_rows(df: DataFrame, table: str, hashes: list[str], raw: str, reques
 
 
 def test_forget_removes_the_subject_from_every_table_version_and_file(
-        spark: SparkSession, warehouse: Warehouse, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
+        spark: SparkSession, warehouse: Config, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
 ) -> None:
     raw = str(traffic["subject"])
     hashes = pseudonyms(raw, [KEY])
@@ -139,7 +142,7 @@ def test_forget_removes_the_subject_from_every_table_version_and_file(
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows_deleted"] == 0
 
 
-def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Warehouse,
+def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Config,
                                              traffic: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
     quarantine = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
     assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() > 0

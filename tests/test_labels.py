@@ -14,11 +14,14 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import compact_run, labels_run
-from jobs import names as N
-from jobs.config import Warehouse
-from jobs.label_sync import SyncState, affected_rows, feed_covers, last_state, open_from
-from jobs.labels import (
+from skewless.core import names as N
+from skewless.core.config import Config
+from skewless.core.delta import read_table
+from skewless.core.progress import Progress
+from skewless.ingest import job as compact_run
+from skewless.labels import job as labels_run
+from skewless.labels.sync import SyncState, affected_rows, feed_covers, last_state, open_from
+from skewless.labels.transforms import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
     SERVED_COLUMNS,
@@ -26,8 +29,6 @@ from jobs.labels import (
     label_examples,
     label_join_counts,
 )
-from jobs.progress import Progress
-from jobs.tables import read_table
 
 from .conftest import HOUR, KEY, record, write_hour
 
@@ -130,7 +131,7 @@ def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
 
 
 def test_labels_job_merges_incrementally_and_reruns_change_nothing(
-        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
+        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
     write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
     compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
@@ -184,7 +185,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
 
 
 def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
-        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
+        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
     write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2")])
     compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
@@ -193,7 +194,7 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
     for day in ("2026-12-02", "2027-02-01"):
         _write_labels(landing, day, [])
 
-    def run(day: str, wh: Warehouse = warehouse) -> dict[str, object]:
+    def run(day: str, wh: Config = warehouse) -> dict[str, object]:
         assert labels_run.run(spark, wh, argparse.Namespace(date=day, through=None, full=False)) == 0
         return dict(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
 
@@ -244,7 +245,7 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
 
 
 def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_still_land(
-        spark: SparkSession, warehouse: Warehouse, capsys: pytest.CaptureFixture[str]) -> None:
+        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
     for hour, rid in ((datetime(2026, 6, 1, 10), "o3"), (datetime(2026, 9, 1, 10), "o1"), (HOUR, "p1")):
         write_hour(landing, hour, "pod-0", [record(rid, logged_at=f"{hour:%Y-%m-%dT%H}:05:00Z")]

@@ -4,9 +4,9 @@ from pathlib import Path
 
 import jsonschema
 
-from jobs.generate import GenSpec, generate
-from jobs.logformat import json_schema, parse_hour, required_fields
-from jobs.parse import RAW_SCHEMA
+from skewless.devtools.generator import GenSpec, generate
+from skewless.ingest.parse import RAW_SCHEMA
+from skewless.serving.logformat import json_schema, parse_hour, required_fields
 
 from .conftest import HOUR
 

@@ -4,7 +4,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from jobs.logger import PredictionLogger, sample_fraction
+from skewless.serving.logger import PredictionLogger, sample_fraction
 
 T0 = datetime(2026, 11, 25, 13, 59, 58, tzinfo=UTC)
 

@@ -8,9 +8,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import names as N
-from jobs.errors import MissingColumnsError
-from jobs.parse import ParseRules, classify, parse_lines
+from skewless.core import names as N
+from skewless.core.errors import MissingColumnsError
+from skewless.ingest.parse import ParseRules, classify, parse_lines
 
 from .conftest import HOUR, record
 

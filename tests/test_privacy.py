@@ -14,16 +14,16 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
-from jobs import compact_run
-from jobs import names as N
-from jobs.access import TAG
-from jobs.config import Warehouse, load
-from jobs.errors import ConfigError
-from jobs.forget import pseudonyms
-from jobs.policy import DEMO_KEY, HashKey, KeySource, PrivacyPolicy, resolve_key
-from jobs.privacy import UnpolicedFieldError, pseudonym
-from jobs.progress import Progress
-from jobs.tables import read_table, table_path
+from skewless.core import names as N
+from skewless.core.access import TAG
+from skewless.core.config import Config, load
+from skewless.core.delta import read_table
+from skewless.core.errors import ConfigError
+from skewless.core.paths import table_path
+from skewless.core.policy import DEMO_KEY, HashKey, KeySource, PrivacyPolicy, resolve_key
+from skewless.core.progress import Progress
+from skewless.ingest import job as compact_run
+from skewless.privacy.transforms import UnpolicedFieldError, pseudonym, pseudonyms
 
 from .conftest import HOUR, KEY, ROOT, record, write_hour
 
@@ -109,7 +109,7 @@ def _all_tagged(schema: T.StructType) -> list[str]:
     return untagged
 
 
-def test_compaction_applies_the_policy_before_the_first_write(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_compaction_applies_the_policy_before_the_first_write(spark: SparkSession, warehouse: Config) -> None:
     rec = record("r1", entity={"user_id": "u1", "email": "a@example.com", "ip": "10.1.2.3", "phone": "+4912345"},
                  context={"region": "eu-west-1", "session": "s-secret"})
     rec["features"]["distance_from_home_km"] = 12.7
@@ -139,7 +139,7 @@ def test_compaction_applies_the_policy_before_the_first_write(spark: SparkSessio
     assert commit is not None and json.loads(commit["userMetadata"]) == {"skewless.privacy.policy": policy.tag}
 
 
-def test_a_field_without_policy_stops_the_run_before_any_write(spark: SparkSession, warehouse: Warehouse) -> None:
+def test_a_field_without_policy_stops_the_run_before_any_write(spark: SparkSession, warehouse: Config) -> None:
     policy = warehouse.privacy_policy
     strict = dataclasses.replace(policy, fields={k: v for k, v in policy.fields.items() if k != "entity.*"})
     wh = dataclasses.replace(warehouse, policy=strict)

@@ -6,6 +6,8 @@ import argparse
 import dataclasses
 import json
 import re
+import subprocess
+import sys
 import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -16,21 +18,26 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from jobs import compact_run, forget_run, labels_run
-from jobs import names as N
-from jobs.config import Warehouse, load
-from jobs.dataset_config import DatasetConfig, load_dataset, parse_ref
-from jobs.datasets import arrow_batches, verify_hash
-from jobs.datasets import load as load_version
-from jobs.errors import ConfigError, InvariantError, UsageError
-from jobs.forget import pseudonyms
-from jobs.generate import GenSpec, generate
-from jobs.progress import Progress
-from jobs.quality import load_suite
-from jobs.snapshot import split_of
-from jobs.snapshot_run import create
-from jobs.tables import table_path
-from jobs.versions import resolve, versions_table
+from skewless.core import names as N
+from skewless.core.config import Config, load
+from skewless.core.delta import read_delta
+from skewless.core.errors import ConfigError, InvariantError, UsageError
+from skewless.core.paths import table_path
+from skewless.core.progress import Progress
+from skewless.core.refs import parse_ref
+from skewless.datasets.catalog_job import load as load_version
+from skewless.datasets.catalog_job import verify_hash
+from skewless.datasets.quality import load_suite
+from skewless.datasets.snapshot_job import create
+from skewless.datasets.spec import DatasetConfig, load_dataset
+from skewless.datasets.transforms import split_of
+from skewless.datasets.versions import resolve, versions_table
+from skewless.devtools.generator import GenSpec, generate
+from skewless.ingest import job as compact_run
+from skewless.labels import job as labels_run
+from skewless.privacy import job as forget_run
+from skewless.privacy.transforms import pseudonyms
+from skewless.serving.arrow import arrow_batches, read_arrow, resolve_version
 
 from .conftest import KEY, ROOT
 
@@ -39,7 +46,7 @@ AS_OF = date(2027, 4, 1)
 
 
 @pytest.fixture(scope="module")
-def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Warehouse:
+def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
     """One generated hour, compacted, labels ingested; shared by the tests (each adds versions)."""
     root = tmp_path_factory.mktemp("snap")
     wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
@@ -76,7 +83,7 @@ def test_dataset_and_reference_parsing_reject_bad_input(tmp_path: Path) -> None:
         parse_ref("fraud_daily@yesterday")
 
 
-def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession, built: Warehouse) -> None:
+def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession, built: Config) -> None:
     ok = create(spark, built, _dataset(), _suite(), AS_OF, Progress("test"))
     assert ok["status"] == "published" and ok["rows"] == sum(ok["rows_per_split"].values()) > 100
     assert set(ok["lineage"]) == {N.LABELED_EXAMPLES, N.FEATURE_LOGS, N.LABELS}
@@ -106,7 +113,7 @@ def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession,
     assert again["unchanged"] and again["version"] == ok["version"]
 
 
-def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSession, built: Warehouse) -> None:
+def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSession, built: Config) -> None:
     df = load_version(spark, built.paths.warehouse, "fraud_daily@latest")
     per_key = df.groupBy("split_key").agg(F.countDistinct("split").alias("n"))
     assert per_key.where("n > 1").count() == 0 and per_key.count() > 20
@@ -123,7 +130,7 @@ def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSessi
 
 
 def test_versions_reproduce_after_source_changes_and_stream_as_arrow(
-        spark: SparkSession, built: Warehouse, monkeypatch: pytest.MonkeyPatch) -> None:
+        spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     v = resolve(versions_table(spark, built), "fraud_daily@latest")
     before = load_version(spark, built.paths.warehouse, f"fraud_daily@{v['version']}").localCheckpoint()
     # Sources move on: a new hour of logs, a label correction, then OPTIMIZE and VACUUM of every source.
@@ -178,3 +185,57 @@ def _raw_user(landing: str, pseudonym: str) -> str:
             raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
         users.update(re.findall(r'"user_id":"(u\d+)"', raw.decode(errors="replace")))
     return next(u for u in sorted(users) if pseudonyms(u, [KEY])[0] == pseudonym)
+
+
+def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
+        spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A forget at the default retention leaves a labeled_examples version whose rows are only marked
+    deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
+    ex_path = table_path(built.paths.warehouse, N.LABELED_EXAMPLES)
+    users = sorted(r[0] for r in read_delta(spark, table_path(built.paths.warehouse, N.FEATURE_LOGS))
+                   .select("entity.user_id").distinct().collect())
+    monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
+    raw = _raw_user(built.paths.landing, users[-1])
+    forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}",
+                                                           reason="", vacuum_retain_hours=168))
+    history = DeltaTable.forPath(spark, ex_path).history().select("version", "operation", "operationMetrics")
+    marked = [r["version"] for r in history.collect() if r["operation"] == "MERGE"
+              and int((r["operationMetrics"] or {}).get("numDeletionVectorsAdded", 0)) > 0]
+    assert marked, "the forget's MERGE left no deletion vector to read"
+    version = max(marked)
+    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_STATE)
+    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_STATE])
+    assert 0 < arrow.num_rows < read_delta(spark, ex_path, version=version - 1).count()
+    assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
+
+
+def test_serving_install_logs_and_reads_a_version_without_spark(built: Config, tmp_path: Path) -> None:
+    """`pip install skewless` (the base install, in a clean venv) logs predictions and reads a published
+    dataset version through Arrow; pyspark is not even installed there."""
+    dist, venv = tmp_path / "dist", tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "--quiet", *map(str, dist.glob("*.whl"))],
+                   check=True, capture_output=True, timeout=900)
+    script = f"""
+import importlib.util, json, sys
+from datetime import datetime, UTC
+from skewless.serving.logger import PredictionLogger
+from skewless.serving.arrow import arrow_batches, read_arrow, resolve_version
+logger = PredictionLogger({str(tmp_path / 'landing')!r}, host="h1", sample_rate=1.0)
+logger.log("r1", model=("fraud", "v1"), entity={{"user_id": "u1"}},
+           features={{"amount": 3.5}}, feature_status={{}}, prediction={{"score": 0.5}},
+           logged_at=datetime(2026, 11, 25, 13, tzinfo=UTC))
+logger.close()
+rows = {{s: sum(b.num_rows for b in arrow_batches({built.paths.warehouse!r}, "fraud_daily@latest", split=s))
+        for s in ("train", "validation", "test")}}
+print(json.dumps({{"pyspark": importlib.util.find_spec("pyspark") is not None, "rows": rows}}))
+"""
+    out = subprocess.run([py, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["pyspark"] is False
+    assert result["rows"] == resolve_version(built.paths.warehouse, "fraud_daily@latest")["rows_per_split"]
+    assert list((tmp_path / "landing").rglob("*.jsonl*")), "the logger wrote no file"

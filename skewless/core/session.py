@@ -1,0 +1,72 @@
+"""The one Spark session builder: Delta extension and catalog, UTC, sized for the machine.
+
+Under spark-submit the JVM already exists, so master, jars and driver memory come from the submit
+line and are never set here; under plain `python` they come from conf/warehouse.yaml.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack
+from importlib import resources
+
+from pyspark.sql import SparkSession
+
+from skewless.core.config import SparkSettings
+from skewless.core.jars import require_jars
+
+
+def under_spark_submit() -> bool:
+    # spark-submit starts the JVM first and hands its gateway port to the Python driver.
+    return "PYSPARK_GATEWAY_PORT" in os.environ
+
+
+def base_conf(settings: SparkSettings) -> dict[str, str]:
+    conf = {
+        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
+        "spark.sql.session.timeZone": "UTC",
+        "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
+        "spark.ui.showConsoleProgress": "false",
+        # Delta's replaceWhere on data columns (landing_hour) is how a rerun replaces its own rows.
+        "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
+        "spark.databricks.delta.schema.autoMerge.enabled": "false",
+        "spark.sql.sources.partitionOverwriteMode": "static",
+        # Delta replays its log with this many tasks (default 50): match the machine, not a cluster.
+        "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        # VACUUM lists files with this many tasks (default 10,000: half a minute on a small table).
+        "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(4 * settings.shuffle_partitions),
+    }
+    conf.update(settings.conf)
+    return conf
+
+
+# The quiet log4j2 configuration, extracted once per process if the package is zipped (--py-files).
+_FILES = ExitStack()
+
+
+def quiet_log_config() -> str:
+    ref = resources.files("skewless.core").joinpath("log4j2-quiet.properties")
+    return str(_FILES.enter_context(resources.as_file(ref)))
+
+
+def build_session(settings: SparkSettings, *, verbose: bool = False) -> SparkSession:
+    builder = SparkSession.builder.appName(settings.app_name)
+    conf = base_conf(settings)
+    if not under_spark_submit():
+        conf["spark.master"] = settings.master
+        conf["spark.driver.memory"] = settings.driver_memory
+        if "spark.jars" not in settings.conf and "spark.jars.packages" not in settings.conf:
+            conf["spark.jars"] = ",".join(str(p) for p in require_jars())
+        if not verbose:  # the JVM starts here: its logging is ours to choose
+            java = f"-Dlog4j2.configurationFile=file:{quiet_log_config()}"
+            conf["spark.driver.extraJavaOptions"] = " ".join(filter(None, [conf.get("spark.driver.extraJavaOptions"),
+                                                                           java]))
+        # Local mode talks to itself only: bind to loopback instead of guessing an interface.
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    for key, value in conf.items():
+        builder = builder.config(key, value)
+    spark = builder.getOrCreate()
+    # Under spark-submit the JVM (and its log4j configuration) came from the submit line.
+    spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    return spark

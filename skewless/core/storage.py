@@ -1,0 +1,97 @@
+"""Files through Hadoop's FileSystem: the same calls on local disk and object stores (s3a, abfss, gs).
+
+Listing, small reads and writes, and the landing-text reader shared by the ingest and labels jobs.
+Session in, plain values or DataFrames out.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from skewless.core import names as N
+from skewless.core.paths import qualify
+
+
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Hadoop Path) for any path or URI: local disk and object stores alike."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    hpath = jvm.org.apache.hadoop.fs.Path(path)
+    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+
+
+def write_text(spark: SparkSession, path: str, text: str) -> None:
+    """Write a small text file (a report) through Hadoop's FileSystem."""
+    fs, hpath = hadoop_fs(spark, path)
+    out = fs.create(hpath, True)
+    try:
+        out.write(bytearray(text.encode("utf-8")))
+    finally:
+        out.close()
+
+
+def delete_path(spark: SparkSession, path: str) -> None:
+    fs, hpath = hadoop_fs(spark, path)
+    fs.delete(hpath, True)
+
+
+@dataclass(frozen=True)
+class LandingFile:
+    path: str
+    size: int
+
+
+def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> list[LandingFile]:
+    """Files directly in `folder` (any Hadoop filesystem), skipping hidden and in-progress names."""
+    fs, hpath = hadoop_fs(spark, qualify(folder))
+    if not fs.exists(hpath):
+        return []
+    out = []
+    for status in fs.listStatus(hpath):
+        name = status.getPath().getName()
+        if status.isFile() and not name.startswith((".", "_")) and name.endswith(suffixes):
+            out.append(LandingFile(status.getPath().toString(), int(status.getLen())))
+    return sorted(out, key=lambda f: f.path)
+
+
+def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
+    fs, hpath = hadoop_fs(spark, qualify(folder))
+    if not fs.exists(hpath):
+        return []
+    return sorted(s.getPath().getName() for s in fs.listStatus(hpath)
+                  if s.isDirectory() and s.getPath().getName().startswith(prefix))
+
+
+def read_landing_text(spark: SparkSession, files: list[LandingFile]) -> DataFrame:
+    """Landing lines with their file and position: `_value`, `source_file`, `_split_start`, `_row_id`.
+
+    ignoreCorruptFiles: a truncated gzip yields the lines before the cut instead of failing the run.
+    No files gives the same columns, empty, so callers need no special case."""
+    if not files:
+        return spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, "
+                                         f"{N.SPLIT_START} long, {N.ROW_ID} long")
+    df = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files])
+    return df.select(
+        F.col("value").alias(N.RAW_VALUE),
+        F.col("_metadata.file_path").alias(N.SOURCE_FILE),
+        F.col("_metadata.file_block_start").alias(N.SPLIT_START),
+        F.monotonically_increasing_id().alias(N.ROW_ID),
+    )
+
+
+def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
+    """The last 4 bytes of a gzip file: its uncompressed size mod 2^32 (little-endian). One small read."""
+    if size < 18:  # shorter than an empty gzip member: nothing to trust
+        return None
+    fs, hpath = hadoop_fs(spark, path)
+    stream = fs.open(hpath)
+    try:
+        stream.seek(size - 4)
+        big_endian = int(stream.readInt()) & 0xFFFFFFFF  # DataInput reads big-endian; gzip stores little
+        return int.from_bytes(big_endian.to_bytes(4, "big"), "little")
+    finally:
+        stream.close()

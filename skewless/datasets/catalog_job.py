@@ -1,0 +1,91 @@
+"""Dataset versions for trainers: `skewless datasets list|show|export`, and the Python API.
+
+    from skewless.datasets.catalog_job import load, arrow_batches
+    df = load(spark, "data/warehouse", "fraud_daily@latest", split="train")        # Spark
+    for batch in arrow_batches("data/warehouse", "fraud_daily@3", split="train"):  # pyarrow only
+        ...
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+
+from skewless.core.config import Config, Paths
+from skewless.core.delta import read_delta
+from skewless.core.errors import InvariantError
+from skewless.core.paths import qualify
+from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums
+from skewless.datasets.versions import resolve, versions_table
+
+FORMATS = ("parquet", "csv", "json")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="datasets_action", metavar="ACTION", required=True)
+    ls = sub.add_parser("list", help="every version (or one dataset's), newest first")
+    ls.add_argument("name", nargs="?")
+    show = sub.add_parser("show", help="one version's record: NAME@N, NAME@latest or NAME@YYYY-MM-DD")
+    show.add_argument("ref")
+    ex = sub.add_parser("export", help="write one split of a published version as files, hash verified")
+    ex.add_argument("ref")
+    ex.add_argument("--split", choices=SPLITS, required=True)
+    ex.add_argument("--format", choices=FORMATS, default="parquet")
+    ex.add_argument("--out", required=True, help="output folder (replaced)")
+
+
+def load(spark: SparkSession, warehouse: str, ref: str, *, split: str | None = None,
+         verify: bool = False) -> DataFrame:
+    """A published version as a Spark DataFrame; `verify` recomputes its content hash first."""
+    row = resolve(versions_table(spark, _wh(warehouse)), ref)
+    df = read_delta(spark, row["location"])
+    if verify:
+        verify_hash(df, row)
+    return df.where(F.col(SPLIT) == split) if split else df
+
+
+def verify_hash(df: DataFrame, row: dict[str, Any]) -> None:
+    sums = content_sums(df).first()
+    assert sums is not None
+    digest = content_hash(int(sums["rows"]), sums["h1"], sums["h2"], df.schema)
+    if digest != row["content_hash"]:
+        raise InvariantError(f"{row['name']}@{row['version']}: content hash {digest[:12]} != recorded "
+                             f"{row['content_hash'][:12]}: the stored rows changed (a `forget`?)")
+
+
+def _wh(warehouse: str) -> Config:
+    return Config(paths=Paths(warehouse=warehouse))
+
+
+def _record(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    out["failed_expectations"] = [json.loads(x) for x in out.get("failed_expectations") or []]
+    for key in ("schema_json", "definition"):
+        out[key] = json.loads(out[key]) if out.get(key) else None
+    return out
+
+
+def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
+    versions = versions_table(spark, cfg)
+    if args.datasets_action == "list":
+        rows = versions.where(F.col("name") == args.name) if args.name else versions
+        for r in rows.orderBy("name", F.col("version").desc()).collect():  # one row per version: small
+            print(f"{r['name']}@{r['version']}\t{r['status']}\t{r['created_at']:%Y-%m-%d %H:%M}\trows={r['rows']}\t"
+                  f"window={r['window_start']:%Y-%m-%d}..{r['window_end']:%Y-%m-%d}\thash={r['content_hash'][:12]}")
+        return 0
+    row = resolve(versions, args.ref, published_only=args.datasets_action == "export")
+    if args.datasets_action == "show":
+        print(json.dumps(_record(row), default=str, indent=2))
+        return 0
+    df = read_delta(spark, row["location"])
+    verify_hash(df, row)
+    out = qualify(args.out)
+    df.where(F.col(SPLIT) == args.split).drop(SPLIT).write.mode("overwrite").format(args.format).option(
+        "header", "true").save(out)
+    print(json.dumps({"job": "export", "ref": f"{row['name']}@{row['version']}", "split": args.split,
+                      "rows": int(row["rows_per_split"].get(args.split, 0)), "format": args.format, "out": out}))
+    return 0

@@ -1,0 +1,153 @@
+"""Delayed labels: ingest label events, and join them to served predictions point-in-time correct.
+
+    skewless labels --date 2026-12-06
+    spark-submit --py-files dist/skewless.zip --jars "$(skewless jars)" jobs/labels.py --date 2026-12-06
+
+`labels` keeps every label event (corrections are new events, nothing is overwritten), so "labels as
+known at T" is `observed_at <= T` and stays reproducible. `labeled_examples` holds one row per served
+prediction with the label its model's policy picks as of the latest ingested label date; each run
+MERGEs only the rows whose answer can have changed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from pyspark.sql import Column, DataFrame, Window
+from pyspark.sql import functions as F
+from pyspark.sql import types as T
+
+from skewless.core import names as N
+from skewless.core.config import LabelPolicy, ModelConfig
+from skewless.core.frames import require_columns
+from skewless.serving.logformat import SPARK_RFC3339
+
+LABEL_RAW_SCHEMA = T.StructType([
+    T.StructField(N.REQUEST_ID, T.StringType()), T.StructField(N.LABEL, T.StringType()),
+    T.StructField(N.OBSERVED_AT, T.StringType()), T.StructField(N.SOURCE, T.StringType()),
+    T.StructField(N.CORRUPT, T.StringType()),
+])
+LABEL_LINE_COLUMNS = (N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID, N.LABEL_DATE)
+LABEL_QUARANTINE_COLUMNS = (N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT, N.RUN_ID,
+                            N.INGESTED_AT)
+# labeled_examples keeps the served row's keys, not its features: a label change then rewrites a few
+# narrow rows instead of feature data, and features stay in one place (feature_logs, joined on read).
+SERVED_COLUMNS = (N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.SAMPLE_RATE, N.EVENT_DATE, N.EVENT_HOUR)
+EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE, N.LABEL_DELAY_S,
+                   N.LABEL_STATE, N.WINDOW_END, N.LABELS_AS_OF)
+POLICY_SCHEMA = "model_name string, window_days int, unlabeled string, conflict string"
+
+
+def classify_labels(lines: DataFrame) -> DataFrame:
+    """Label lines -> rows with `reason` (null when loadable), typed label and observed_at."""
+    require_columns(lines, LABEL_LINE_COLUMNS, "classify_labels")
+    p = F.from_json(N.RAW_VALUE, LABEL_RAW_SCHEMA, {"columnNameOfCorruptRecord": N.CORRUPT})
+    parsed = lines.select(*LABEL_LINE_COLUMNS, p.alias(N.PARSED))
+    c = F.col(N.PARSED)
+    label = c[N.LABEL].try_cast("double")
+    observed = F.try_to_timestamp(c[N.OBSERVED_AT], F.lit(SPARK_RFC3339))
+    value = F.col(N.RAW_VALUE)
+    reason = (F.when(F.trim(value) == "", N.EMPTY_RECORD)
+              .when(c[N.CORRUPT].isNotNull(), N.MALFORMED_JSON)
+              .when(c[N.REQUEST_ID].isNull() | (F.trim(c[N.REQUEST_ID]) == ""), N.MISSING_REQUEST_ID)
+              .when(c[N.LABEL].isNull(), N.MISSING_LABEL)
+              .when(label.isNull(), f"{N.TYPE_MISMATCH}:{N.LABEL}")
+              .when(c[N.OBSERVED_AT].isNull(), N.MISSING_OBSERVED_AT)
+              .when(observed.isNull(), N.BAD_TIMESTAMP)
+              # After its folder's day: the run for that day could not know it, and no later run names
+              # it, so the incremental table and a recompute would disagree about it forever.
+              .when(observed >= F.date_add(N.LABEL_DATE, 1).cast("timestamp"), N.OUT_OF_RANGE_TIMESTAMP))
+    typed = parsed.select(
+        reason.alias(N.REASON), value.alias(N.RAW_TEXT), c[N.REQUEST_ID].alias(N.REQUEST_ID),
+        label.alias(N.LABEL), observed.alias(N.OBSERVED_AT), c[N.SOURCE].alias(N.SOURCE),
+        N.LABEL_DATE, N.SOURCE_FILE, N.ROW_ID)
+    return typed.withColumn(N.RAW_TEXT, F.when(F.col(N.REASON).isNotNull(), F.col(N.RAW_TEXT)))
+
+
+def dedup_label_events(classified: DataFrame) -> DataFrame:
+    """Loadable label events with `_dup` true for repeats of the same (request, label, observed_at, source)."""
+    require_columns(classified, (N.REASON, N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE, N.ROW_ID), "dedup")
+    key = Window.partitionBy(N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE).orderBy(N.SOURCE_FILE, N.ROW_ID)
+    return classified.where(F.col(N.REASON).isNull()).withColumn("_dup", F.row_number().over(key) > 1)
+
+
+def to_labels(events: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+    return events.where(~F.col("_dup")).select(
+        N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE, N.LABEL_DATE, N.SOURCE_FILE,
+        F.lit(run_id).alias(N.RUN_ID), F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT))
+
+
+def to_label_quarantine(classified: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+    return classified.where(F.col(N.REASON).isNotNull()).select(
+        N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT,
+        F.lit(run_id).alias(N.RUN_ID), F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT))
+
+
+def policy_rows(models: Sequence[ModelConfig]) -> list[tuple[str, int, str, str]]:
+    return [(m.name, m.labels.window_days, m.labels.unlabeled, m.labels.conflict) for m in models]
+
+
+def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
+                   default: LabelPolicy | None = None) -> DataFrame:
+    """One row per served prediction with the label known at `as_of`, chosen by its model's policy.
+
+    A label counts when observed_at is within [logged_at, logged_at + window] and <= as_of; labels
+    observed before the prediction never join. No label: `pending` while the window is open, then
+    `matured_negative` (label 0) or `matured_dropped` (label null) as the policy says.
+    """
+    require_columns(served, SERVED_COLUMNS, "label_examples(served)")
+    require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "label_examples(labels)")
+    d = default or LabelPolicy()
+    t = F.lit(as_of).cast("timestamp")
+    pol = F.broadcast(policies).alias("pol")
+    with_policy = served.join(pol, served[N.MODEL]["name"] == F.col("pol.model_name"), how="left").select(
+        *SERVED_COLUMNS,
+        F.coalesce("pol.window_days", F.lit(d.window_days)).alias("_window_days"),
+        F.coalesce("pol.unlabeled", F.lit(d.unlabeled)).alias("_unlabeled"),
+        F.coalesce("pol.conflict", F.lit(d.conflict)).alias("_conflict"),
+    ).withColumn(N.WINDOW_END, F.col(N.LOGGED_AT) + F.make_interval(days=F.col("_window_days")))
+    keys = with_policy.select(N.REQUEST_ID, N.LOGGED_AT, N.WINDOW_END, "_conflict")
+    known = labels.where(F.col(N.OBSERVED_AT) <= t).join(keys, on=N.REQUEST_ID, how="inner").where(
+        (F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)) & (F.col(N.OBSERVED_AT) <= F.col(N.WINDOW_END)))
+    payload = F.struct(F.col(N.LABEL).alias("label"), F.col(N.OBSERVED_AT).alias("at"), F.col(N.SOURCE).alias("src"))
+    by_time = F.struct(N.OBSERVED_AT, N.LABEL, N.SOURCE)  # total order: ties never pick at random
+    chosen = known.groupBy(N.REQUEST_ID, "_conflict").agg(
+        F.max_by(payload, by_time).alias("latest"), F.min_by(payload, by_time).alias("earliest"),
+        F.max_by(payload, F.struct(N.LABEL, N.OBSERVED_AT, N.SOURCE)).alias("max"),
+    ).select(N.REQUEST_ID, F.when(F.col("_conflict") == "earliest", F.col("earliest"))
+             .when(F.col("_conflict") == "max", F.col("max")).otherwise(F.col("latest")).alias("_chosen"))
+    joined = with_policy.join(chosen, on=N.REQUEST_ID, how="left")
+    has_label = F.col("_chosen").isNotNull()
+    closed = F.col(N.WINDOW_END) <= t
+    state: Column = (F.when(has_label, N.STATE_LABELED).when(~closed, N.STATE_PENDING)
+                     .when(F.col("_unlabeled") == "negative", N.STATE_MATURED_NEGATIVE)
+                     .otherwise(N.STATE_MATURED_DROPPED))
+    return joined.select(
+        *SERVED_COLUMNS,
+        F.when(has_label, F.col("_chosen.label")).when(state == N.STATE_MATURED_NEGATIVE, F.lit(0.0))
+        .alias(N.LABEL),
+        F.col("_chosen.at").alias(N.LABEL_OBSERVED_AT), F.col("_chosen.src").alias(N.LABEL_SOURCE),
+        (F.unix_micros(F.col("_chosen.at")) - F.unix_micros(N.LOGGED_AT)).cast("double").__truediv__(1e6)
+        .alias(N.LABEL_DELAY_S),
+        state.alias(N.LABEL_STATE), N.WINDOW_END, t.alias(N.LABELS_AS_OF),
+    )
+
+
+def label_join_counts(run_labels: DataFrame, served: DataFrame) -> DataFrame:
+    """For this run's label events: how many join a served row, arrive before it, or match none, and
+    when the earliest of them was observed."""
+    keys = served.select(N.REQUEST_ID, N.LOGGED_AT)
+    j = run_labels.join(keys, on=N.REQUEST_ID, how="left")
+    return j.agg(
+        F.count_if(F.col(N.LOGGED_AT).isNull()).alias("orphaned"),
+        F.count_if(F.col(N.OBSERVED_AT) < F.col(N.LOGGED_AT)).alias("before_prediction"),
+        F.count_if(F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)).alias("joinable"),
+        F.min(N.OBSERVED_AT).alias("first_observed"),
+    )
+
+
+def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:
+    """Labeled examples joined back to the served feature vectors (the training view)."""
+    served = feature_logs.drop(*[c for c in SERVED_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)])
+    return examples.join(served, on=[N.REQUEST_ID, N.EVENT_DATE], how="inner")

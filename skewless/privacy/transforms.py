@@ -1,0 +1,185 @@
+"""The privacy step of compaction: apply the policy to loadable rows before their first write.
+
+Pure transforms. HMAC-SHA256 is built from Spark's own `sha2` (RFC 2104: H(K^opad || H(K^ipad || m))),
+so it runs on the JVM with whole-stage code generation and no Python UDF; the two padded keys are
+constants computed here once. A hashed value reads `<key version>:<64 hex>`, so every value says
+which key made it and a table can hold two key versions during a rotation.
+
+`forget` finds a subject with the same HMAC under every key the policy knows (`pseudonyms`), then
+the subject's rows (`subject_rows`, `quarantine_match`).
+
+The identifier objects (`entity`, `context`) and the prediction's outputs arrive as maps; they leave
+as structs with one field per member the policy allows, so each member carries its own access tag.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from pyspark.sql import Column, DataFrame
+from pyspark.sql import functions as F
+
+from skewless.core import names as N
+from skewless.core.errors import ConfigError, UsageError
+from skewless.core.frames import require_columns
+from skewless.core.policy import FieldPolicy, HashKey, PrivacyPolicy
+
+_BLOCK = 64  # SHA-256 block size in bytes
+_IPV4 = r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$"
+_ISO = "yyyy-MM-dd'T'HH:mm:ss'Z'"
+MAP_SECTIONS = (N.ENTITY, N.CONTEXT, N.PREDICTION)
+
+
+class UnpolicedFieldError(ConfigError):
+    """A loadable record carries a field the privacy policy does not mention."""
+
+    def __init__(self, source: str, path: str, landing_hour: str) -> None:
+        self.path = path
+        super().__init__(source, f"fields.{path}",
+                         f"records of landing hour {landing_hour} carry {path}, which has no policy; nothing "
+                         "was written. Add it (or a section.* entry) to the policy and rerun")
+
+
+def hmac_sha256_hex(value: Column, secret: bytes) -> Column:
+    """Hex HMAC-SHA256 of a string column's UTF-8 bytes under `secret` (identical to Python's hmac)."""
+    key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
+    key = key.ljust(_BLOCK, b"\0")
+    ipad, opad = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
+    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(value, "UTF-8")), 256))
+    return F.sha2(F.concat(F.lit(opad), inner), 256)
+
+
+def pseudonym(value: Column, key: HashKey) -> Column:
+    """`<version>:<hmac hex>` of the value as text; null stays null."""
+    text = value.cast("string")
+    return F.when(text.isNotNull(), F.concat(F.lit(f"{key.version}:"), hmac_sha256_hex(text, key.secret)))
+
+
+def truncated(value: Column, to: str, length: int | None) -> Column:
+    text = value.cast("string")
+    if to in ("ip_24", "ip_16"):
+        keep = 3 if to == "ip_24" else 2
+        v4 = F.regexp_replace(text, rf"(\.\d{{1,3}}){{{4 - keep}}}$", ".0" * (4 - keep))
+        # IPv6: the first 3 (or 2) groups as written, i.e. a /48 (or /32) network for the full form.
+        v6_groups = F.regexp_extract(text, rf"^((?:[0-9A-Fa-f]{{0,4}}:){{{keep}}})", 1)
+        return (F.when(text.rlike(_IPV4), v4)
+                .when(text.contains(":") & (v6_groups != ""), F.concat(v6_groups, F.lit(":"))))
+    if to in ("day", "hour"):
+        return F.date_format(F.date_trunc(to, F.try_to_timestamp(text)), _ISO)
+    return F.substring(text, 1, length or 0)
+
+
+def apply_action(value: Column, fp: FieldPolicy, key: HashKey) -> Column:
+    if fp.action == "hash":
+        return pseudonym(value, key)
+    if fp.action == "truncate":
+        assert fp.to is not None  # validated with the policy
+        return truncated(value, fp.to, fp.length)
+    if fp.action == "generalize":
+        assert fp.width is not None
+        number = value.cast("string").try_cast("double")
+        return F.floor(number / F.lit(fp.width)) * F.lit(fp.width)
+    return value
+
+
+@dataclass(frozen=True)
+class PrivacyPlan:
+    """What one run writes for each member: (member name, policy) per section, in column order."""
+
+    sections: Mapping[str, tuple[tuple[str, FieldPolicy], ...]]
+    features: tuple[tuple[str, FieldPolicy], ...]
+    key: HashKey
+    policy_tag: str
+
+
+def plan_for(policy: PrivacyPolicy, key: HashKey, seen: Mapping[str, Iterable[str]],
+             table_members: Mapping[str, Iterable[str]], features: Iterable[str], landing_hour: str) -> PrivacyPlan:
+    """Members to write: those already in the table (stable column order), then new ones seen this run.
+    A member without a policy stops the run here, before anything is written."""
+    sections: dict[str, tuple[tuple[str, FieldPolicy], ...]] = {}
+    for section in MAP_SECTIONS:
+        names = list(dict.fromkeys([*table_members.get(section, ()), *sorted(seen.get(section, ()))]))
+        if section == N.PREDICTION:
+            names = [n for n in names if n != N.SCORE]
+        sections[section] = tuple(_with_policy(policy, section, names, landing_hour))
+    feats = tuple(_with_policy(policy, N.FEATURES, list(features), landing_hour))
+    return PrivacyPlan(sections, feats, key, policy.tag)
+
+
+def _with_policy(policy: PrivacyPolicy, section: str, names: list[str], hour: str) -> list[tuple[str, FieldPolicy]]:
+    out = []
+    for name in names:
+        fp = policy.lookup(f"{section}.{name}")
+        if fp is None:
+            raise UnpolicedFieldError(policy.source, f"{section}.{name}", hour)
+        if fp.action != "drop":
+            out.append((name, fp))
+    return out
+
+
+def apply_policy(rows: DataFrame, plan: PrivacyPlan) -> DataFrame:
+    """feature_logs rows (maps as parsed) -> the same columns with every member's action applied."""
+    require_columns(rows, (N.ENTITY, N.CONTEXT, N.PREDICTION, N.FEATURES), "apply_policy")
+    out: dict[str, Column] = {}
+    for section in (N.ENTITY, N.CONTEXT):
+        members = [apply_action(F.col(section)[m], fp, plan.key).alias(m) for m, fp in plan.sections[section]]
+        # A struct needs a field: an object with no member allowed (or none seen yet) is left out.
+        if members:
+            out[section] = F.struct(*members)
+    outputs = F.col(N.PREDICTION)[N.OUTPUTS]
+    out[N.PREDICTION] = F.struct(F.col(N.PREDICTION)[N.SCORE].alias(N.SCORE),
+                                 *[apply_action(outputs[m], fp, plan.key).alias(m)
+                                   for m, fp in plan.sections[N.PREDICTION]])
+    out[N.FEATURES] = F.struct(*[apply_action(F.col(N.FEATURES)[f], fp, plan.key).alias(f)
+                                 for f, fp in plan.features])
+    cols = [out[c].alias(c) if c in out else F.col(c) for c in rows.columns
+            if c not in (N.ENTITY, N.CONTEXT) or c in out]
+    return rows.select(*cols)
+
+
+# --- forget: find a subject's rows -------------------------------------------------------------
+
+SUBJECT = "_subject"
+NEEDLE = "_needle"
+
+
+def pseudonyms(value: str, keys: Sequence[HashKey]) -> list[str]:
+    """What `value` looks like in the tables under each key version (the same HMAC as `hmac_sha256_hex`)."""
+    return [f"{k.version}:{hmac.new(_block_key(k.secret), value.encode(), hashlib.sha256).hexdigest()}"
+            for k in keys]
+
+
+def _block_key(secret: bytes) -> bytes:
+    return hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+
+
+def parse_subject(text: str, policy: PrivacyPolicy) -> tuple[str, str, bool]:
+    """`user_id=U123` -> (member, raw value, whether the tables hold it hashed)."""
+    member, sep, value = text.partition("=")
+    member = member.removeprefix(f"{N.ENTITY}.")
+    if not sep or not member or not value:
+        raise UsageError(f"--entity {text!r}: expected FIELD=VALUE, e.g. user_id=U123")
+    fp = policy.lookup(f"{N.ENTITY}.{member}")
+    if fp is None:
+        raise UsageError(f"--entity {member}: no such entity field in the privacy policy")
+    if fp.action not in ("hash", "keep"):
+        raise UsageError(f"--entity {member}: the policy stores it as `{fp.action}`, which cannot identify "
+                         "one subject; forget by a hashed or kept field (e.g. user_id)")
+    return member, value, fp.action == "hash"
+
+
+def subject_rows(feature_logs: DataFrame, member: str, matches: DataFrame) -> DataFrame:
+    """(request_id, event_date) of the subject's served predictions: the key of every dependent table."""
+    cond = F.col(f"{N.ENTITY}.{member}") == F.col(SUBJECT)
+    return (feature_logs.join(F.broadcast(matches), on=cond, how="left_semi")
+            .select(N.REQUEST_ID, N.EVENT_DATE).distinct())
+
+
+def quarantine_match(target: str, source: str) -> Column:
+    """A quarantined line belongs to the subject when it names one of its request ids, or holds the
+    raw value as a JSON string (lines that never parsed are matched on their text)."""
+    return (F.col(f"{target}.{N.REQUEST_ID}") == F.col(f"{source}.{N.REQUEST_ID}")) | (
+        F.instr(F.col(f"{target}.{N.RAW_TEXT}"), F.col(f"{source}.{NEEDLE}")) > 0)

@@ -1,0 +1,70 @@
+"""`skewless tables list|describe TABLE`: what each table holds, and every column's access tag."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from delta.tables import DeltaTable
+from pyspark.sql import SparkSession
+
+from skewless.core import names as N
+from skewless.core.access import POLICY_PROPERTY, read_tags
+from skewless.core.config import Config
+from skewless.core.delta import is_table, read_delta
+from skewless.core.errors import TableNotFoundError, UsageError
+from skewless.core.paths import table_path
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("list", "describe"), help="list the tables, or describe one")
+    p.add_argument("table", nargs="?", help=f"table to describe ({', '.join(N.TABLES)})")
+    p.add_argument("--format", choices=("table", "json"), default="table")
+
+
+def describe(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
+    path = table_path(cfg.paths.warehouse, name)
+    if not is_table(spark, path):
+        raise TableNotFoundError(name, path)
+    detail = DeltaTable.forPath(spark, path).detail().first()
+    assert detail is not None
+    schema = read_delta(spark, path).schema
+    types = {f.name: f.dataType.simpleString() for f in schema.fields}
+    for f in schema.fields:
+        if hasattr(f.dataType, "fields"):
+            types.update({f"{f.name}.{c.name}": c.dataType.simpleString() for c in f.dataType.fields})
+    policy = cfg.privacy_policy
+    columns = []
+    for col, tag in read_tags(schema).items():
+        fp = policy.lookup(col) if name in (N.FEATURE_LOGS, N.LABELED_EXAMPLES) else None
+        columns.append({"column": col, "type": types[col], "access": tag or "untagged (read as restricted)",
+                        "action": fp.action if fp else ""})
+    props = dict(detail["properties"] or {})
+    return {"table": name, "location": path, "partitions": list(detail["partitionColumns"]),
+            "files": detail["numFiles"], "bytes": detail["sizeInBytes"],
+            "privacy_policy": props.get(POLICY_PROPERTY, ""), "properties": props, "columns": columns}
+
+
+def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        for name in N.TABLES:
+            path = table_path(cfg.paths.warehouse, name)
+            print(f"{name}\t{'present' if is_table(spark, path) else 'not written yet'}\t{path}")
+        return 0
+    if not args.table:
+        raise UsageError("tables describe: name a table")
+    if args.table not in N.TABLES:
+        raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(N.TABLES)})")
+    info = describe(spark, cfg, args.table)
+    if args.format == "json":
+        print(json.dumps(info, default=str))
+        return 0
+    print(f"{info['table']}  at {info['location']}\npartitioned by {info['partitions']}, {info['files']} files, "
+          f"{info['bytes']} bytes; privacy policy {info['privacy_policy'] or '-'}\n")
+    cols = info["columns"]
+    assert isinstance(cols, list)
+    width = max(len(c["column"]) for c in cols) + 2
+    print(f"{'column':<{width}}{'access':<12}{'action':<12}type")
+    for c in cols:
+        print(f"{c['column']:<{width}}{c['access']:<12}{c['action']:<12}{c['type']}")
+    return 0

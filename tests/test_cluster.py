@@ -1,0 +1,72 @@
+"""The jobs on a real Spark standalone cluster (a master and two one-core workers on 127.0.0.1),
+submitted with spark-submit from another folder with the package as a --py-files zip: the tables
+equal a local run's on the same input, row for row."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from skewless.core import names as N
+from skewless.core.config import Config
+from skewless.core.delta import read_table
+from skewless.core.jars import require_jars
+from skewless.core.progress import Progress
+from skewless.devtools.cluster import LocalCluster
+from skewless.devtools.generator import GenSpec, generate
+from skewless.devtools.pyzip import build as build_zip
+from skewless.ingest import job as compact_run
+from skewless.labels import job as labels_run
+
+from .conftest import HOUR, KEY, ROOT
+
+RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)  # differ between any two runs by design
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(workers=2, work_dir=tmp_path_factory.mktemp("cluster")) as c:
+        yield c
+
+
+def _stable(df: DataFrame) -> DataFrame:
+    return df.drop(*[c for c in RUN_COLUMNS if c in df.columns])
+
+
+def test_compact_and_labels_on_a_standalone_cluster_equal_a_local_run(
+        spark: SparkSession, cluster: LocalCluster, warehouse: Config, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    assert cluster.alive_workers() == 2
+    generate(GenSpec(landing=warehouse.paths.landing, start=HOUR, hours=1, rps=3, seed=11, hosts=2), progress=False)
+    zip_path = tmp_path / "dist" / "skewless.zip"
+    build_zip(zip_path)
+    elsewhere = tmp_path / "elsewhere"  # not the project: nothing found through the working directory
+    elsewhere.mkdir()
+    remote_wh = str(tmp_path / "cluster-warehouse")
+    roots = ["--config", str(ROOT / "conf" / "warehouse.yaml"), "--landing", warehouse.paths.landing,
+             "--warehouse", remote_wh]
+    env = {"SKEWLESS_PII_KEY": KEY.secret.decode(), "PYTHONPATH": ""}
+    jars = ",".join(str(p) for p in require_jars())
+    for job, args in (("compact.py", ["--hour", f"{HOUR:%Y-%m-%dT%H}"]), ("labels.py", ["--through", "2027-03-31"])):
+        out = cluster.submit(ROOT / "jobs" / job, [*roots, *args], py_files=zip_path, jars=jars, cwd=elsewhere, env=env)
+        assert out.returncode == 0, out.stderr[-4000:]
+        summary = json.loads(out.stdout.strip().splitlines()[-1])
+        assert summary["job"] == job.removesuffix(".py")
+    assert any(Path(cluster.work_dir).glob("worker-*/app-*/*/stderr")), "no executor ran on a worker"
+
+    # The same input, locally in this process.
+    monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=False))
+    for table in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELED_EXAMPLES):
+        local = _stable(read_table(spark, warehouse.paths.warehouse, table)).localCheckpoint()
+        remote = _stable(read_table(spark, remote_wh, table)).localCheckpoint()
+        assert local.count() > 0 or table == N.FEATURE_LOGS_QUARANTINE
+        assertDataFrameEqual(remote, local)
+

@@ -1,0 +1,59 @@
+"""The house rules: layer contracts, a serving side without Spark, thin spark-submit entries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from .conftest import ROOT
+
+BIN = Path(sys.executable).parent
+
+
+def _python(code: str, cwd: Path = ROOT) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", code], cwd=cwd, capture_output=True, text=True, timeout=120)
+
+
+def test_import_contracts_hold() -> None:
+    out = subprocess.run([str(BIN / "lint-imports")], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "5 kept, 0 broken" in out.stdout
+
+
+def test_logger_arrow_reader_and_cli_parser_load_no_spark() -> None:
+    out = _python("import sys, json\n"
+                  "import skewless.serving.logger, skewless.serving.arrow, skewless.serving.logformat\n"
+                  "from skewless.cli import build_parser, chosen_command\n"
+                  "build_parser(chosen_command(['generate', '--start', '2026-11-25T00']))\n"
+                  "print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in "
+                  "('pyspark', 'py4j', 'delta', 'great_expectations'))))")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == []
+
+
+def test_generate_and_help_start_no_jvm(tmp_path: Path) -> None:
+    code = ("import sys, json\nfrom skewless.cli import main\n"
+            f"rc = main(['--landing', {str(tmp_path)!r}, 'generate', '--start', '2026-11-25T00', '--rps', '1',"
+            " '--hosts', '1'])\n"
+            "print(json.dumps({'rc': rc, 'pyspark': 'pyspark' in sys.modules}))")
+    out = _python(code)
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"rc": 0, "pyspark": False}
+    assert list(tmp_path.rglob("*.jsonl*"))
+
+
+def test_spark_submit_entries_are_thin() -> None:
+    entries = sorted((ROOT / "jobs").glob("*.py"))
+    assert {p.stem for p in entries} >= {"compact", "labels", "snapshot", "forget", "purge"}
+    for path in entries:
+        text = path.read_text()
+        assert "sys.path" not in text and len(text.splitlines()) < 15, path
+        assert f'submit("{path.stem}")' in text, path
+    assert not (ROOT / "jobs" / "__init__.py").exists()
+
+
+def test_package_reads_its_files_through_importlib_resources() -> None:
+    offenders = [str(p.relative_to(ROOT)) for p in (ROOT / "skewless").rglob("*.py") if "__file__" in p.read_text()]
+    assert offenders == []
