@@ -192,15 +192,17 @@ def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
     """A forget at the default retention leaves a labeled_examples version whose rows are only marked
     deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
     ex_path = table_path(built.paths.warehouse, N.LABELED_EXAMPLES)
-    users = sorted(r[0] for r in read_delta(spark, table_path(built.paths.warehouse, N.FEATURE_LOGS))
-                   .select("entity.user_id").distinct().collect())
+    logs = read_delta(spark, table_path(built.paths.warehouse, N.FEATURE_LOGS))
+    labeled = read_delta(spark, ex_path).select(N.REQUEST_ID)
+    user = logs.join(labeled, on=N.REQUEST_ID, how="left_semi").select("entity.user_id").orderBy("user_id").first()
+    assert user is not None
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
-    raw = _raw_user(built.paths.landing, users[-1])
+    raw = _raw_user(built.paths.landing, user[0])
     forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}",
                                                            reason="", vacuum_retain_hours=168))
     history = DeltaTable.forPath(spark, ex_path).history().select("version", "operation", "operationMetrics")
     marked = [r["version"] for r in history.collect() if r["operation"] == "MERGE"
-              and int((r["operationMetrics"] or {}).get("numDeletionVectorsAdded", 0)) > 0]
+              and int((r["operationMetrics"] or {}).get("numTargetDeletionVectorsAdded", 0)) > 0]
     assert marked, "the forget's MERGE left no deletion vector to read"
     version = max(marked)
     spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_STATE)
@@ -209,7 +211,8 @@ def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
     assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
 
 
-def test_serving_install_logs_and_reads_a_version_without_spark(built: Config, tmp_path: Path) -> None:
+def test_serving_install_logs_and_reads_a_version_without_spark(spark: SparkSession, built: Config,
+                                                                tmp_path: Path) -> None:
     """`pip install skewless` (the base install, in a clean venv) logs predictions and reads a published
     dataset version through Arrow; pyspark is not even installed there."""
     dist, venv = tmp_path / "dist", tmp_path / "venv"
@@ -237,5 +240,8 @@ print(json.dumps({{"pyspark": importlib.util.find_spec("pyspark") is not None, "
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["pyspark"] is False
-    assert result["rows"] == resolve_version(built.paths.warehouse, "fraud_daily@latest")["rows_per_split"]
+    latest = load_version(spark, built.paths.warehouse, "fraud_daily@latest")
+    assert result["rows"] == {r["split"]: r["count"] for r in latest.groupBy("split").count().collect()}
+    assert resolve_version(built.paths.warehouse, "fraud_daily@latest")["version"] == \
+        resolve(versions_table(spark, built), "fraud_daily@latest")["version"]
     assert list((tmp_path / "landing").rglob("*.jsonl*")), "the logger wrote no file"

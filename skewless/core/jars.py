@@ -1,4 +1,4 @@
-"""The Delta Lake jars: fetched once from Maven Central into the project's `.jars/` folder.
+"""The Delta Lake jars: fetched once from Maven Central (SHA-1 checked) into a user-level cache.
 
 `skewless jars fetch` downloads and verifies them (run by `make setup`) into $SKEWLESS_JARS_DIR, by
 default the user's cache (~/.cache/skewless/jars), shared by every checkout and install;

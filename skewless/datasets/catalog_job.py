@@ -1,9 +1,9 @@
-"""Dataset versions for trainers: `skewless datasets list|show|export`, and the Python API.
+"""`skewless datasets list|show|export`, and the Spark API trainers load dataset versions with.
 
-    from skewless.datasets.catalog_job import load, arrow_batches
-    df = load(spark, "data/warehouse", "fraud_daily@latest", split="train")        # Spark
-    for batch in arrow_batches("data/warehouse", "fraud_daily@3", split="train"):  # pyarrow only
-        ...
+    from skewless.datasets.catalog_job import load
+    df = load(spark, "data/warehouse", "fraud_daily@latest", split="train")
+
+Without Spark, `skewless.serving.arrow.arrow_batches` reads the same versions as Arrow.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The I/O half of snapshots: materialize a version, validate it, record it in `dataset_versions`.
+"""`skewless snapshot create`: materialize a version, validate it, record it in `dataset_versions`.
 
 Each version is its own Delta table, `<warehouse>/snapshots/<name>/v0003`, partitioned by split and
 written once. The sources are read at pinned Delta versions (the lineage recorded), so the rows are

@@ -1,4 +1,4 @@
-"""Dataset definitions (conf/datasets/<name>.yaml) and dataset references (`NAME@3`, `@latest`, `@DATE`)."""
+"""Dataset definitions (conf/datasets/<name>.yaml), validated like all config. References: `core.refs`."""
 
 from __future__ import annotations
 

@@ -80,10 +80,51 @@ def _predictions(job: _HostJob, hour_idx: int, logger: PredictionLogger) -> Iter
     if n == 0:
         return
     users = _user_pool(spec.seed, max(1000, int(spec.rps * 50)))
-    n_users = len(users["risk"])
-    uid = rng.zipf(1.3, n) % n_users
-    risk = users["risk"][uid]
     drifted = spec.drift_from is not None and hour >= spec.drift_from
+    uid, risk, fraud, amount, fp_score, cols = _draw_features(rng, n, users, hour, drifted)
+    logit = -3.2 + 5 * risk + 1.5 * fp_score + 0.002 * np.minimum(amount, 2000)
+    score = np.round(1 / (1 + np.exp(-logit)), 6).tolist()
+    second_half = hour_idx >= spec.hours / 2
+    v2 = (rng.random(n) < (0.5 if second_half else 0.0)).tolist()
+    quirk = rng.random((n, 5)) if spec.quirks else np.ones((n, 5))
+    skew_ms = int(rng.integers(-2000, 2000))  # this host's clock error
+    uid_l, off_l, fraud_l, ip_l = uid.tolist(), offsets[idx].tolist(), fraud.tolist(), rng.integers(1, 255, (n, 4))
+    names = list(cols)
+    rows = list(zip(*(cols[k] for k in names), strict=True))
+    for j in range(n):
+        feats = dict(zip(names, rows[j], strict=True))
+        status = _apply_quirks(feats, quirk[j])
+        if second_half:
+            feats[NEW_FEATURE] = round(float(feats["amount"]) ** 0.5 / 10, 4)
+        u = uid_l[j]
+        ts = hour + timedelta(seconds=off_l[j], milliseconds=skew_ms)
+        ip = ip_l[j]
+        yield {
+            "schema_version": 1,
+            "request_id": keys[idx[j]],
+            "logged_at": ts,
+            "model": {"name": "fraud", "version": "v2" if v2[j] else "v1"},
+            "entity": {
+                "user_id": f"u{u:07d}",
+                "device_id": f"d{(u * 7919) % 10_000_019:08d}",
+                "email": f"user{u}@example.com",
+                "ip": f"{ip[0]}.{ip[1]}.{ip[2]}.{ip[3]}",
+            },
+            "features": feats,
+            "feature_status": status,
+            "prediction": {"score": score[j], "decision": "review" if score[j] > 0.5 else "approve"},
+            "sample_rate": spec.sample_rate,
+            "context": {"region": REGIONS[u % 3], "host": f"pod-{job.host}"},
+            "_fraud": fraud_l[j],
+        }
+
+
+def _draw_features(rng: np.random.Generator, n: int, users: dict[str, np.ndarray], hour: datetime,
+                   drifted: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray,
+                                           dict[str, list[Any]]]:
+    """The served feature columns of `n` sampled requests (the draws' order fixes the seed's output)."""
+    uid = rng.zipf(1.3, n) % len(users["risk"])
+    risk = users["risk"][uid]
     fraud = rng.random(n) < np.clip(risk * 0.25, 0, 1)
     amount = np.round(users["avg_amount"][uid] * rng.lognormal(0, 0.6, n) * np.where(fraud, 3.0, 1.0), 2)
     fp_score = rng.beta(5, 2, n) if drifted else rng.beta(2, 5, n)
@@ -112,53 +153,24 @@ def _predictions(job: _HostJob, hour_idx: int, logger: PredictionLogger) -> Iter
         "velocity_score": np.round(rng.gamma(2, 0.1 + fraud * 0.3, n), 4).tolist(),
         "payment_method": [PAYMENT_METHODS[i] for i in rng.choice(3, n, p=[0.7, 0.2, 0.1])],
     }
-    logit = -3.2 + 5 * risk + 1.5 * fp_score + 0.002 * np.minimum(amount, 2000)
-    score = np.round(1 / (1 + np.exp(-logit)), 6).tolist()
-    second_half = hour_idx >= spec.hours / 2
-    v2 = (rng.random(n) < (0.5 if second_half else 0.0)).tolist()
-    quirk = rng.random((n, 5)) if spec.quirks else np.ones((n, 5))
-    skew_ms = int(rng.integers(-2000, 2000))  # this host's clock error
-    uid_l, off_l, fraud_l, ip_l = uid.tolist(), offsets[idx].tolist(), fraud.tolist(), rng.integers(1, 255, (n, 4))
-    names = list(cols)
-    rows = list(zip(*(cols[k] for k in names), strict=True))
-    for j in range(n):
-        feats = dict(zip(names, rows[j], strict=True))
-        status: dict[str, str] = {}
-        q = quirk[j]
-        if q[0] < 0.02:
-            feats["ip_risk"], status["ip_risk"] = None, "timeout"
-        if q[1] < 0.01:
-            feats["device_fingerprint_score"], status["device_fingerprint_score"] = None, "timeout"
-        if q[2] < 0.03:
-            feats["avg_amount_30d"] = round(feats["avg_amount_30d"] * 0.9, 2)
-            status["avg_amount_30d"] = "stale"
-        if q[3] < 0.02:
-            feats["merchant_risk"], status["merchant_risk"] = 0.5, "default"
-        if q[4] < 0.005:
-            feats["velocity_score"], status["velocity_score"] = None, "error"
-        if second_half:
-            feats[NEW_FEATURE] = round(float(feats["amount"]) ** 0.5 / 10, 4)
-        u = uid_l[j]
-        ts = hour + timedelta(seconds=off_l[j], milliseconds=skew_ms)
-        ip = ip_l[j]
-        yield {
-            "schema_version": 1,
-            "request_id": keys[idx[j]],
-            "logged_at": ts,
-            "model": {"name": "fraud", "version": "v2" if v2[j] else "v1"},
-            "entity": {
-                "user_id": f"u{u:07d}",
-                "device_id": f"d{(u * 7919) % 10_000_019:08d}",
-                "email": f"user{u}@example.com",
-                "ip": f"{ip[0]}.{ip[1]}.{ip[2]}.{ip[3]}",
-            },
-            "features": feats,
-            "feature_status": status,
-            "prediction": {"score": score[j], "decision": "review" if score[j] > 0.5 else "approve"},
-            "sample_rate": spec.sample_rate,
-            "context": {"region": REGIONS[u % 3], "host": f"pod-{job.host}"},
-            "_fraud": fraud_l[j],
-        }
+    return uid, risk, fraud, amount, fp_score, cols
+
+
+def _apply_quirks(feats: dict[str, Any], q: np.ndarray) -> dict[str, str]:
+    """Serving's quirks, as data: timeouts and errors (null), stale cache entries, defaults."""
+    status: dict[str, str] = {}
+    if q[0] < 0.02:
+        feats["ip_risk"], status["ip_risk"] = None, "timeout"
+    if q[1] < 0.01:
+        feats["device_fingerprint_score"], status["device_fingerprint_score"] = None, "timeout"
+    if q[2] < 0.03:
+        feats["avg_amount_30d"] = round(feats["avg_amount_30d"] * 0.9, 2)
+        status["avg_amount_30d"] = "stale"
+    if q[3] < 0.02:
+        feats["merchant_risk"], status["merchant_risk"] = 0.5, "default"
+    if q[4] < 0.005:
+        feats["velocity_score"], status["velocity_score"] = None, "error"
+    return status
 
 
 def _broken(record: dict[str, Any], kind: int) -> bytes | dict[str, Any]:

@@ -1,1 +1,2 @@
-"""skewless.ingest."""
+"""Hourly compaction of landing logs: `parse` and `transforms` are pure, `job` is `skewless compact`.
+"""

@@ -68,7 +68,10 @@ def read_arrow(path: str, *, columns: list[str] | None = None, predicate: str | 
 def resolve_version(warehouse: str, ref: str) -> dict[str, object]:
     """The published `dataset_versions` record a reference names (NAME@N, @latest, @DATE)."""
     versions = read_arrow(table_path(warehouse, N.DATASET_VERSIONS))
-    return dict(choose_version(versions.to_pylist(), ref))
+    record = dict(choose_version(versions.to_pylist(), ref))
+    # Arrow gives a map column as (key, value) pairs: return it as Spark's reader does, a dict.
+    return {k: dict(v) if isinstance(v, list) and all(isinstance(x, tuple) for x in v) and v else v
+            for k, v in record.items()}
 
 
 def arrow_batches(warehouse: str, ref: str, *, split: str | None = None, columns: list[str] | None = None,
