@@ -67,3 +67,13 @@ class AccessDeniedError(SkewlessError):
         self.access = access
         super().__init__(f"role {role!r} may not read {target} (access class {access}); "
                          f"{role} reads: {clearance}")
+
+
+class QueryRefusedError(SkewlessError):
+    """`skewless sql` refused a query before running anything: what was refused, and why."""
+
+    exit_code = 2
+
+    def __init__(self, what: str, why: str) -> None:
+        self.what = what
+        super().__init__(f"query refused: {what}: {why}")

@@ -2,7 +2,9 @@
 
 With `--role R` (default: the policy's `default_role`) each table resolves to a view holding only the
 columns and struct fields R's clearance covers. A query naming anything else fails with the column and
-its access class. This is enforcement in this tool's layer, not in storage: see README, "Access".
+its access class. Before anything runs, `guard` checks Spark's parsed and analysed plans: read queries
+over the role's views only (no command, file source, path table, reflection or time travel). This is
+enforcement in this tool's layer, not in storage: see docs/security.md.
 """
 
 from __future__ import annotations
@@ -15,14 +17,15 @@ import re
 import sys
 
 from pyspark.errors import AnalysisException, ParseException
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from skewless.core import names as N
 from skewless.core.access import highest, role_view
 from skewless.core.config import Config
-from skewless.core.delta import is_table, read_delta
+from skewless.core.delta import is_table, read_delta, session_conf
 from skewless.core.errors import AccessDeniedError, UsageError
 from skewless.core.paths import table_path
+from skewless.sql.guard import check_analysed, check_parsed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -80,18 +83,7 @@ def _named(query: str, hidden: dict[str, str]) -> tuple[str, str] | None:
 def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     role = args.role or cfg.privacy_policy.default_role
     hidden = register_role_views(spark, cfg, role)
-    clearance = ", ".join(cfg.privacy_policy.clearance(role))
-    # PySpark logs every failed analysis at ERROR with the Java stack; the error below says it plainly.
-    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
-    try:
-        df = spark.sql(args.query)
-    except (AnalysisException, ParseException) as exc:
-        params = exc.getMessageParameters() or {} if isinstance(exc, AnalysisException) else {}
-        unresolved = [v for k, v in params.items() if k in ("objectName", "fieldName", "relationName")]
-        denied = denied_reference(args.query, hidden, unresolved) if isinstance(exc, AnalysisException) else None
-        if denied is not None:
-            raise AccessDeniedError(role, denied[0], denied[1], clearance) from exc
-        raise UsageError(f"query rejected: {exc.getMessage() if hasattr(exc, 'getMessage') else exc}") from exc
+    df = guarded_query(spark, args.query, role, hidden, ", ".join(cfg.privacy_policy.clearance(role)))
     if args.format == "table":
         print(df._jdf.showString(args.limit, 0, False))  # Spark's own renderer, no truncation of values
         return 0
@@ -105,3 +97,27 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     for row in df.toLocalIterator():
         writer.writerow(["" if v is None else v for v in row])
     return 0
+
+
+def guarded_query(spark: SparkSession, query: str, role: str, hidden: dict[str, str], clearance: str) -> DataFrame:
+    """The query as a DataFrame over the role's registered views, after the guard passed; nothing runs
+    before that. Refusals: QueryRefusedError (what and why), AccessDeniedError (a hidden column or
+    table), UsageError (a query Spark cannot parse or analyse)."""
+    views = {t.name for t in spark.catalog.listTables() if t.isTemporary} & set(N.TABLES)
+    # PySpark logs every failed analysis at ERROR with the Java stack; the error below says it plainly.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    try:
+        command = check_parsed(spark, query, views)  # commands are refused here, before spark.sql runs them
+        # A second wall behind the guard: `parquet.`/path``, `delta.`/path`` and the like do not resolve.
+        with session_conf(spark, "spark.sql.runSQLOnFiles", "false"):
+            df = spark.sql(query)  # a query is only analysed here: names resolve, nothing runs
+        if not command:  # DESCRIBE of a role's view, SHOW TABLES: already run, their result is local
+            check_analysed(df._jdf.queryExecution().analyzed(), views)
+    except (AnalysisException, ParseException) as exc:
+        params = exc.getMessageParameters() or {} if isinstance(exc, AnalysisException) else {}
+        unresolved = [v for k, v in params.items() if k in ("objectName", "fieldName", "relationName")]
+        denied = denied_reference(query, hidden, unresolved) if isinstance(exc, AnalysisException) else None
+        if denied is not None:
+            raise AccessDeniedError(role, denied[0], denied[1], clearance) from exc
+        raise UsageError(f"query rejected: {exc.getMessage() if hasattr(exc, 'getMessage') else exc}") from exc
+    return df
