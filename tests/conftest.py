@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
+import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,15 +19,20 @@ from skewless.core.policy import HashKey
 from skewless.core.session import build_session
 
 ROOT = Path(__file__).resolve().parent.parent
+# The dev profile's per-warehouse keys (made by CLI runs in subprocesses too) stay out of $HOME.
+os.environ.setdefault("SKEWLESS_KEY_DIR", tempfile.mkdtemp(prefix="skewless-test-keys-"))
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 # A fixed test key (not the demo key): hashes in tests are reproducible and checkable with Python's hmac.
 KEY = HashKey("k1", b"test-key-0123456789abcdef0123456789abcdef", demo=False)
 
 
 @pytest.fixture(scope="session")
-def spark() -> Iterator[SparkSession]:
+def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
+    # The event log is on so that tests can search it (no secret may reach it).
+    events = tmp_path_factory.mktemp("spark-events")
     settings = SparkSettings(master="local[2]", app_name="skewless-tests", shuffle_partitions=2,
-                             driver_memory="2g", conf={"spark.ui.enabled": "false"})
+                             driver_memory="2g", conf={"spark.ui.enabled": "false", "spark.eventLog.enabled": "true",
+                                                      "spark.eventLog.dir": f"file:{events}"})
     session = build_session(settings)
     yield session
     session.stop()

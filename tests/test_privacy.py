@@ -20,7 +20,7 @@ from skewless.core.config import Config, load
 from skewless.core.delta import read_table
 from skewless.core.errors import ConfigError
 from skewless.core.paths import table_path
-from skewless.core.policy import DEMO_KEY, HashKey, KeySource, PrivacyPolicy, resolve_key
+from skewless.core.policy import DEMO_KEY, HashKey, KeySource, PrivacyPolicy, dev_key_path, resolve_key
 from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
 from skewless.privacy.transforms import UnpolicedFieldError, pseudonym, pseudonyms
@@ -84,10 +84,12 @@ def test_prod_refuses_a_missing_demo_or_short_key(monkeypatch: pytest.MonkeyPatc
     monkeypatch.delenv("SKEWLESS_TEST_KEY", raising=False)
     with pytest.raises(ConfigError, match="key: no key for version k7 .* refuses to hash with the demo key"):
         resolve_key(src, "prod", "privacy.yaml")
-    assert resolve_key(src, "dev", "privacy.yaml") == HashKey("k7", DEMO_KEY, demo=True)
+    assert resolve_key(src, "demo", "privacy.yaml") == HashKey("k7", DEMO_KEY, demo=True)
+    assert resolve_key(src, "test", "privacy.yaml") == HashKey("k7", DEMO_KEY, demo=True)
     monkeypatch.setenv("SKEWLESS_TEST_KEY", DEMO_KEY.decode())
-    with pytest.raises(ConfigError, match="refuses to hash with the demo key"):
-        resolve_key(src, "prod", "privacy.yaml")
+    for profile in ("prod", "dev"):  # the public key is refused outside demo and test, even when given
+        with pytest.raises(ConfigError, match=f"profile {profile} refuses to hash with the demo key"):
+            resolve_key(src, profile, "privacy.yaml", warehouse=str(tmp_path / "wh"))
     monkeypatch.setenv("SKEWLESS_TEST_KEY", "short")
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         resolve_key(src, "prod", "privacy.yaml")
@@ -148,3 +150,55 @@ def test_a_field_without_policy_stops_the_run_before_any_write(spark: SparkSessi
         compact_run.compact_hour(spark, wh, HOUR, Progress("test"), KEY)
     assert not Path(table_path(wh.paths.warehouse, N.FEATURE_LOGS)).exists()
     assert not Path(table_path(wh.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)).exists()
+
+
+def _needles(secret: bytes) -> list[str]:
+    """The key and both HMAC pads in every form a plan, a page or a log could print them."""
+    block = secret.ljust(64, b"\0")
+    pads = [bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)]
+    forms = [secret.decode(errors="replace"), secret.hex()]
+    for pad in pads:
+        forms += [pad.hex(), pad.hex().upper(), " ".join(f"{b:02X}" for b in pad[:16]), pad[:16].hex().upper()]
+    return forms
+
+
+def test_the_key_never_enters_a_plan_the_ui_or_the_event_log(spark: SparkSession, warehouse: Config) -> None:
+    write_hour(warehouse.paths.landing, HOUR, "part-0", [record(f"r{i}", entity={"user_id": f"u{i}",
+               "email": f"x{i}@example.com"}) for i in range(20)])
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    df = spark.createDataFrame([("u1",)], "v string").select(pseudonym(F.col("v"), KEY).alias("p"))
+    assert df.first()["p"] == f"k1:{_py_hmac(KEY.secret, 'u1')}"  # type: ignore[index]
+    texts = [df._jdf.queryExecution().toString()]  # EXPLAIN EXTENDED: parsed, analysed, optimised, physical
+    store = spark._jsparkSession.sharedState().statusStore()  # what the UI's SQL tab renders
+    executions = store.executionsList()
+    for i in range(executions.size()):
+        e = executions.apply(i)
+        texts += [str(e.description()), str(e.details()), str(e.physicalPlanDescription())]
+        graph = store.planGraph(e.executionId())
+        nodes = graph.allNodes()
+        texts += [str(nodes.apply(j).desc()) for j in range(nodes.size())]
+    log_dir = str(spark.conf.get("spark.eventLog.dir"))
+    logs = [p.read_text(errors="replace") for p in Path(log_dir.removeprefix("file:")).rglob("*") if p.is_file()]
+    assert logs and any("pseudonym_k1" in t for t in texts + logs)  # the hashing is there, by name only
+    everything = "\n".join(texts + logs)
+    for needle in _needles(KEY.secret):
+        assert needle not in everything, needle[:20]
+
+
+def test_dev_without_a_key_makes_a_private_random_key_per_warehouse(monkeypatch: pytest.MonkeyPatch,
+                                                                    tmp_path: Path,
+                                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    monkeypatch.setenv("SKEWLESS_KEY_DIR", str(tmp_path / "keys"))
+    src = KeySource(version="k1", env="SKEWLESS_UNSET_KEY")
+    monkeypatch.delenv("SKEWLESS_UNSET_KEY", raising=False)
+    with pytest.raises(ConfigError, match="no key for version k1"):
+        resolve_key(src, "dev", "privacy.yaml")  # no warehouse to keep a key for: refuse
+    first = resolve_key(src, "dev", "privacy.yaml", warehouse=str(tmp_path / "a"))
+    path = dev_key_path(str(tmp_path / "a"), "k1")
+    assert not first.demo and first.secret != DEMO_KEY and len(first.secret) >= 32
+    assert path.stat().st_mode & 0o777 == 0o600 and ROOT not in path.parents
+    assert str(path) in capsys.readouterr().err  # the path is printed once, when the key is made
+    again = resolve_key(src, "dev", "privacy.yaml", warehouse=str(tmp_path / "a"))
+    assert again == first and str(path) not in capsys.readouterr().err
+    other = resolve_key(src, "dev", "privacy.yaml", warehouse=str(tmp_path / "b"))
+    assert other.secret != first.secret

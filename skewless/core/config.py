@@ -77,7 +77,7 @@ class ModelConfig:
 class Config:
     """Everything a job needs; `source` is the file it came from."""
 
-    profile: Literal["dev", "test", "prod"] = "dev"
+    profile: Literal["dev", "test", "demo", "prod"] = "dev"
     paths: Paths = field(default_factory=Paths)
     spark: SparkSettings = field(default_factory=SparkSettings)
     compaction: Compaction = field(default_factory=Compaction)

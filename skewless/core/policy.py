@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import secrets
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +30,9 @@ TOP_LEVEL = ("request_id", "logged_at", "schema_version", "model", "feature_stat
 # Logged objects whose members each need a policy (a `section.*` entry covers members not named).
 SECTIONS = ("entity", "features", "context", "prediction")
 TRUNCATIONS = ("ip_24", "ip_16", "day", "hour", "prefix")
-DEMO_KEY = b"skewless-demo-key: not a secret, for dev and test profiles only"
+DEMO_KEY = b"skewless-demo-key: not a secret, for the demo and test profiles only"
+DEMO_PROFILES = ("demo", "test")
+KEY_DIR_ENV = "SKEWLESS_KEY_DIR"
 
 
 @dataclass(frozen=True)
@@ -156,30 +159,68 @@ def _fits(action: Action, ftype: FeatureType) -> bool:
     return action in allowed[ftype]
 
 
-def resolve_key(source: KeySource, profile: str, policy_source: str, *, current: bool = True) -> HashKey:
-    """The secret for `source`. A missing key falls back to the demo key outside prod; prod refuses it."""
+def resolve_key(source: KeySource, profile: str, policy_source: str, *, current: bool = True,
+                warehouse: str | None = None) -> HashKey:
+    """The secret for `source`, from its file or environment variable.
+
+    Without one: the `demo` and `test` profiles hash with the public demo key and say so on every run;
+    `dev` uses a random key of its own per warehouse, kept outside the repository (created once, mode
+    0600, its path printed then); `prod` refuses. The public demo key is refused outside demo and test,
+    so no real identifier is ever hashed with a key anyone can read."""
     where = "key" if current else f"previous_keys[{source.version}]"
     secret: bytes | None = None
     if source.file:
         path = Path(os.path.expanduser(source.file))
-        if profile == "prod" and _inside_repository(path):
-            raise ConfigError(policy_source, f"{where}.file", f"{path} is inside the repository; keep keys outside it")
+        if profile in ("prod", "dev") and _inside_repository(path):
+            raise ConfigError(policy_source, f"{where}.file",
+                              f"{path} is inside the repository (a git checkout); keep keys outside it")
         if path.is_file():
             secret = path.read_bytes().strip()
     if secret is None and source.env:
         value = os.environ.get(source.env)
         secret = value.encode() if value else None
-    if secret is None or secret == DEMO_KEY:
-        if profile == "prod":
-            raise ConfigError(policy_source, where, f"no key for version {source.version} (env {source.env}, file "
-                                                    f"{source.file}); profile prod refuses to hash with the demo key")
-        if current:
-            print(f"skewless: WARNING privacy key {source.version} not set (env {source.env}): hashing with the "
-                  "public demo key; hashes are NOT secret", file=sys.stderr)
-        return HashKey(source.version, DEMO_KEY, demo=True)
+    if secret == DEMO_KEY and profile not in DEMO_PROFILES:
+        raise ConfigError(policy_source, where, f"the public demo key is for the {'/'.join(DEMO_PROFILES)} profiles "
+                                                f"only; profile {profile} refuses to hash with the demo key")
+    if secret is None:
+        if profile in DEMO_PROFILES:
+            if current:
+                print(f"skewless: WARNING profile {profile}: hashing with the public demo key ({source.version}); "
+                      "pseudonyms are NOT secret: demo data only", file=sys.stderr)
+            return HashKey(source.version, DEMO_KEY, demo=True)
+        if profile == "dev" and warehouse is not None:
+            return HashKey(source.version, _dev_key(warehouse, source.version, create=current), demo=False)
+        raise ConfigError(policy_source, where, f"no key for version {source.version} (env {source.env}, file "
+                                                f"{source.file}); profile {profile} refuses to hash with the demo key")
     if profile == "prod" and len(secret) < 32:
         raise ConfigError(policy_source, where, "a production key must be at least 32 bytes")
     return HashKey(source.version, secret, demo=False)
+
+
+def dev_key_path(warehouse: str, version: str) -> Path:
+    """Where the dev profile keeps a warehouse's own random key: $SKEWLESS_KEY_DIR, else the user's config."""
+    root = os.environ.get(KEY_DIR_ENV) or Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / \
+        "skewless" / "keys"
+    ident = hashlib.sha256(_qualified(warehouse).encode()).hexdigest()[:16]
+    return Path(root) / f"{ident}-{version}.key"
+
+
+def _qualified(path: str) -> str:
+    return path if "://" in path else str(Path(path).resolve())
+
+
+def _dev_key(warehouse: str, version: str, *, create: bool) -> bytes:
+    path = dev_key_path(warehouse, version)
+    if not path.is_file():
+        if not create:
+            raise ConfigError(str(path), "", f"no dev key {version} for warehouse {warehouse}")
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)  # never readable by others
+        with os.fdopen(fd, "w") as fh:
+            fh.write(secrets.token_hex(32))
+        print(f"skewless: profile dev: created a random privacy key {version} for warehouse {warehouse} at {path} "
+              "(mode 0600; back it up: pseudonyms and `forget` depend on it)", file=sys.stderr)
+    return path.read_bytes().strip()
 
 
 def _inside_repository(path: Path) -> bool:

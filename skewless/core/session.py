@@ -7,6 +7,7 @@ line and are never set here; under plain `python` they come from conf/warehouse.
 from __future__ import annotations
 
 import os
+import sys
 from contextlib import ExitStack
 from importlib import resources
 
@@ -56,6 +57,9 @@ def build_session(settings: SparkSettings, *, verbose: bool = False) -> SparkSes
     if not under_spark_submit():
         conf["spark.master"] = settings.master
         conf["spark.driver.memory"] = settings.driver_memory
+        # Python workers (the keyed hashing runs in them) use this interpreter, not the first python3 on PATH.
+        conf.setdefault("spark.pyspark.python", sys.executable)
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
         if "spark.jars" not in settings.conf and "spark.jars.packages" not in settings.conf:
             conf["spark.jars"] = ",".join(str(p) for p in require_jars())
         if not verbose:  # the JVM starts here: its logging is ours to choose
