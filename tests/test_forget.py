@@ -4,11 +4,12 @@ no trace of a subject in any table version reachable by time travel; `purge` enf
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import zlib
 from collections import Counter
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,9 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.config import Config
-from skewless.core.delta import read_table
+from skewless.core.delta import read_delta, read_table
 from skewless.core.paths import table_path
+from skewless.core.policy import HashKey, KeySource
 from skewless.core.progress import Progress
 from skewless.devtools.generator import GenSpec, generate
 from skewless.ingest import job as compact_run
@@ -28,7 +30,7 @@ from skewless.privacy import job as forget_run
 from skewless.privacy.transforms import pseudonyms
 from skewless.sql.job import register_role_views
 
-from .conftest import KEY, write_hour
+from .conftest import KEY, record, write_hour
 
 START = datetime(2026, 11, 25, 9, tzinfo=UTC)
 
@@ -112,26 +114,7 @@ def test_forget_removes_the_subject_from_every_table_version_and_file(
     assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
     assert first["deleted_labeled_examples"] == len(request_ids)
 
-    for table in N.TABLES:
-        path = table_path(warehouse.paths.warehouse, table)
-        if not Path(path).exists():
-            continue
-        latest = DeltaTable.forPath(spark, path).history(1).first()
-        assert latest is not None
-        for version in range(int(latest["version"]) + 1):
-            try:
-                n = _subject_rows(spark.read.format("delta").option("versionAsOf", version).load(path),
-                                  table, hashes, raw, request_ids)
-            except Exception as exc:  # noqa: BLE001 - a vacuumed version cannot be read: that is the point
-                assert "FileNotFound" in str(exc) or "does not exist" in str(exc) or "DELTA_" in str(exc), exc
-                continue
-            assert n == 0, (table, version)
-        files = [str(p) for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
-        if files:  # every data file left on disk, deletion vectors ignored, change-data files included
-            assert _subject_rows(spark.read.option("mergeSchema", "true").parquet(*files),
-                                 table, hashes, raw, request_ids) == 0, table
-        log_text = "".join(p.read_text(errors="replace") for p in Path(path, "_delta_log").glob("*.json"))
-        assert raw not in log_text and str(traffic["email"]) not in log_text, table
+    _assert_gone(spark, warehouse, raw, hashes, request_ids, str(traffic["email"]))
 
     requests = read_table(spark, warehouse.paths.warehouse, N.PRIVACY_REQUESTS).collect()
     assert [(r["entity_field"], r["subject_pseudonym"], r["reason"]) for r in requests] == [
@@ -154,3 +137,103 @@ def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Con
     assert summary["purged_feature_logs_quarantine"] > 0
     assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() == 0
     assert not [p for p in Path(quarantine).rglob("*.parquet")]
+
+
+def _assert_gone(spark: SparkSession, warehouse: Config, raw: str, hashes: list[str], request_ids: list[str],
+                 email: str) -> None:
+    """No table version, data file (deletion vectors ignored, _change_data included) or Delta log entry
+    of any table holds the subject."""
+    for table in N.TABLES:
+        path = table_path(warehouse.paths.warehouse, table)
+        if not Path(path).exists():
+            continue
+        latest = DeltaTable.forPath(spark, path).history(1).first()
+        assert latest is not None
+        for version in range(int(latest["version"]) + 1):
+            try:
+                n = _subject_rows(spark.read.format("delta").option("versionAsOf", version).load(path),
+                                  table, hashes, raw, request_ids)
+            except Exception as exc:  # noqa: BLE001 - a vacuumed version cannot be read: that is the point
+                assert "FileNotFound" in str(exc) or "does not exist" in str(exc) or "DELTA_" in str(exc), exc
+                continue
+            assert n == 0, (table, version)
+        files = [str(p) for p in Path(path).rglob("*.parquet") if "_delta_log" not in p.parts]
+        if files:  # every data file left on disk, deletion vectors ignored, change-data files included
+            assert _subject_rows(spark.read.option("mergeSchema", "true").parquet(*files),
+                                 table, hashes, raw, request_ids) == 0, table
+        log_text = "".join(p.read_text(errors="replace") for p in Path(path, "_delta_log").glob("*.json"))
+        assert raw not in log_text and email not in log_text, table
+
+
+
+def test_forget_sticks_reruns_and_late_files_and_nothing_outlives_the_retention(
+        spark: SparkSession, warehouse: Config, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw, email = str(traffic["subject"]), str(traffic["email"])
+    hashes = pseudonyms(raw, [KEY])
+    fl = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS)
+    logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
+    request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
+    before = DeltaTable.forPath(spark, fl).history(1).first()["version"]  # type: ignore[index]
+    assert forget_run.run_forget(spark, warehouse, argparse.Namespace(
+        entity=f"user_id={raw}", reason="", vacuum_retain_hours=None, rewrite_landing=True)) == 0  # 168 h
+    assert raw not in _landing_text(warehouse.paths.landing)  # also the malformed line that never loaded
+
+    # Until the retention passes, time travel still reads the subject (documented in docs/security.md).
+    old = read_delta(spark, fl, version=before)
+    assert old.where(F.col("entity.user_id").isin(*hashes)).count() == len(request_ids)
+
+    # A rerun of the hour and a late file with the subject's records bring nothing back.
+    late = START + timedelta(hours=1)
+    records = [record(f"late-{i}", logged_at="2026-11-25T09:59:00.000Z",
+                      entity={"user_id": raw, "email": email, "ip": "10.0.0.1"}) for i in range(3)]
+    write_hour(warehouse.paths.landing, late, "pod-7-late",
+               [*records, record(request_ids[0], logged_at="2026-11-25T09:58:00.000Z")])
+    for hour in (START, late):
+        audit = compact_run.compact_hour(spark, warehouse, hour, Progress("test"), KEY)
+        assert audit["records_read"] == audit["loaded"] + audit["duplicates"] + audit["quarantined"]
+    assert audit["quarantined_by_reason"] == {N.FORGOTTEN_SUBJECT: 4}
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS).where(
+        F.col("entity.user_id").isin(*hashes) | F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
+    kept = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).where(
+        F.col(N.REASON) == N.FORGOTTEN_SUBJECT)
+    # The rerun of the first hour read none of the subject's lines (rewritten away); the late file's 4
+    # records were kept out by the tombstones, without their text.
+    assert kept.count() == 4 and kept.where(F.col(N.RAW_TEXT).isNotNull()).count() == 0
+    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=True))
+    assert read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES).where(
+        F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
+    assert read_table(spark, warehouse.paths.warehouse, N.LABELS).where(
+        F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
+
+    # Once the retention has passed (here: purge with 0 h, as the nightly run does at the policy's),
+    # nothing of the subject is left anywhere.
+    capsys.readouterr()
+    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-01", vacuum_retain_hours=0))
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["vacuumed_tables"] >= 6
+    _assert_gone(spark, warehouse, raw, hashes, request_ids, email)
+
+
+def test_key_rotation_forget_finds_both_keys_and_tombstones_hold_under_the_new_one(
+        spark: SparkSession, warehouse: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+    k2 = HashKey("k2", b"rotated-key-" + b"9" * 30, demo=False)
+    monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
+    monkeypatch.setenv("SKEWLESS_K2", k2.secret.decode())
+    policy = warehouse.privacy_policy
+    rotated = dataclasses.replace(warehouse, policy=dataclasses.replace(
+        policy, key=KeySource("k2", env="SKEWLESS_K2"), previous_keys=(KeySource("k1", env="SKEWLESS_PII_KEY"),)))
+    subject = {"user_id": "u9", "email": "u9@example.com", "ip": "10.0.0.9"}
+    hours = [START + timedelta(hours=i) for i in range(3)]
+    for i, hour in enumerate(hours[:2]):
+        write_hour(warehouse.paths.landing, hour, "p", [record(f"h{i}-{j}", logged_at=f"{hour:%Y-%m-%dT%H}:05:00Z",
+                                                               entity=subject) for j in range(2)])
+    compact_run.compact_hour(spark, warehouse, hours[0], Progress("test"), KEY)  # before the rotation: k1
+    compact_run.compact_hour(spark, rotated, hours[1], Progress("test"), k2, (KEY,))  # after: k2
+    logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
+    assert sorted(r[0][:3] for r in logs.select("entity.user_id").collect()) == ["k1:", "k1:", "k2:", "k2:"]
+    forget_run.run_forget(spark, rotated, argparse.Namespace(entity="user_id=u9", reason="", vacuum_retain_hours=0))
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS).count() == 0  # rows of both keys
+    write_hour(warehouse.paths.landing, hours[2], "late", [record("late-1", logged_at=f"{hours[2]:%Y-%m-%dT%H}:01:00Z",
+                                                                  entity=subject)])
+    audit = compact_run.compact_hour(spark, rotated, hours[2], Progress("test"), k2, (KEY,))
+    assert audit["quarantined_by_reason"] == {N.FORGOTTEN_SUBJECT: 1} and audit["loaded"] == 0

@@ -15,8 +15,9 @@ LABELS_QUARANTINE: Final = "labels_quarantine"
 LABELED_EXAMPLES: Final = "labeled_examples"
 PRIVACY_REQUESTS: Final = "privacy_requests"
 DATASET_VERSIONS: Final = "dataset_versions"
+FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and labels never load these again
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
-                 PRIVACY_REQUESTS, DATASET_VERSIONS)
+                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"
@@ -95,6 +96,7 @@ MISSING_SAMPLE_RATE: Final = "missing_sample_rate"
 BAD_SAMPLE_RATE: Final = "bad_sample_rate"
 BAD_FEATURE_STATUS: Final = "bad_feature_status"
 TYPE_MISMATCH: Final = "type_mismatch"
+FORGOTTEN_SUBJECT: Final = "forgotten_subject"  # a forgotten subject's record: kept out, its text dropped
 
 # Duplicate kinds.
 DUP_IN_RUN: Final = "in_run"

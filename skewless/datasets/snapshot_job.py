@@ -21,7 +21,7 @@ from pyspark.sql import functions as F
 from skewless.core import names as N
 from skewless.core.access import tag_schema
 from skewless.core.config import Config
-from skewless.core.delta import is_table, last_commit, read_delta
+from skewless.core.delta import is_table, last_commit, read_delta, session_conf
 from skewless.core.errors import UsageError
 from skewless.core.paths import snapshot_path, table_path
 from skewless.core.progress import Progress, summary
@@ -99,8 +99,11 @@ def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str,
     classes = {c: "internal" for c in rows.columns} | {SPLIT: "public", "weight": "public"}
     tagged = rows.to(tag_schema(rows.schema, classes))  # type: ignore[arg-type]
     # Overwrite: a crashed earlier attempt at this version number left files no version row points to.
-    (tagged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(SPLIT)
-     .option("userMetadata", json.dumps({"dataset": ds.name, "version": version})).save(path))
+    # No column statistics: the Delta log outlives VACUUM and would keep min/max request ids and
+    # split keys (pseudonyms) of subjects a later `forget` removes from the rows.
+    with session_conf(spark, "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols", "0"):
+        (tagged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(SPLIT)
+         .option("userMetadata", json.dumps({"dataset": ds.name, "version": version})).save(path))
     materialize_s = time.perf_counter() - t0
     stored = read_delta(spark, path).persist(StorageLevel.MEMORY_AND_DISK)
     try:

@@ -45,6 +45,7 @@ from skewless.ingest.transforms import (
     with_source_lines,
 )
 from skewless.privacy.job import purge_quarantine
+from skewless.privacy.tombstones import forgotten_filter, previous_keys
 from skewless.privacy.transforms import MAP_SECTIONS, apply_policy, plan_for
 from skewless.serving.logformat import parse_date, parse_hour
 
@@ -80,13 +81,15 @@ def hours_to_run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> 
 def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     progress = Progress("compact")
     policy = cfg.privacy_policy
-    key = resolve_key(policy.key, cfg.profile, policy.source)  # prod refuses a missing or demo key: before any read
+    # Before any read: prod refuses a missing key, and only demo/test may use the public demo key.
+    key = resolve_key(policy.key, cfg.profile, policy.source, warehouse=cfg.paths.warehouse)
+    previous = previous_keys(cfg)
     hours = hours_to_run(spark, cfg, args)
     if not hours:
         progress.step(f"no landing hours found for {args.date}")
     results = []
     for hour in hours:
-        results.append(compact_hour(spark, cfg, hour, progress, key))
+        results.append(compact_hour(spark, cfg, hour, progress, key, previous))
     keys = ("files", "records_read", "loaded", "duplicates", "quarantined", "late_records")
     total: dict[str, Any] = {k: sum(r[k] for r in results) for k in keys}
     if args.date:  # the nightly run also enforces the quarantine's retention
@@ -152,7 +155,7 @@ class HourRun:
 
 
 def compact_hour(spark: SparkSession, cfg: Config, hour: datetime, progress: Progress,
-                 key: HashKey) -> dict[str, Any]:
+                 key: HashKey, previous: tuple[HashKey, ...] = ()) -> dict[str, Any]:
     started = datetime.now(UTC).replace(tzinfo=None)
     fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
     members = table_members(spark, fl_path)
@@ -164,8 +167,9 @@ def compact_hour(spark: SparkSession, cfg: Config, hour: datetime, progress: Pro
     progress.step(f"hour {run.label}: {len(run.files)} files, {sum(f.size for f in run.files) / 1e6:.1f} MB")
     # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
     # Only the steps that report reasons (the counts, the quarantine) explain unparsed lines.
-    classified = classify_lines(parse_lines(read_lines(spark, run.files, run.hour)), run.rules).persist(
-        StorageLevel.DISK_ONLY)
+    classified = classify_lines(parse_lines(read_lines(spark, run.files, run.hour)), run.rules)
+    # A forgotten subject's records never load again, whatever file or rerun brings them.
+    classified = forgotten_filter(spark, cfg, (key, *previous))(classified).persist(StorageLevel.DISK_ONLY)
     held = [classified]
     try:
         stats = run_stats(explain_unparsed(classified)).collect()

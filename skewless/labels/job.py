@@ -54,6 +54,7 @@ from skewless.labels.transforms import (
     to_labels,
     with_features,
 )
+from skewless.privacy.tombstones import forgotten_filter
 from skewless.serving.logformat import parse_date
 
 LABEL_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
@@ -123,7 +124,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     date_of_file = F.to_date(F.regexp_extract(F.col(N.SOURCE_FILE), r"date=(\d{4}-\d{2}-\d{2})", 1))
     lines = read_landing_text(spark, files).select(N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID,
                                                    date_of_file.alias(N.LABEL_DATE))
-    classified = classify_labels(lines).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = forgotten_filter(spark, cfg, ())(classify_labels(lines)).persist(StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
         events = dedup_label_events(classified)

@@ -42,7 +42,15 @@ from skewless.core.paths import SNAPSHOTS_DIR, snapshots_root, table_path
 from skewless.core.policy import resolve_key
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import list_subfolders
-from skewless.privacy.transforms import NEEDLE, SUBJECT, parse_subject, pseudonyms, quarantine_match, subject_rows
+from skewless.privacy import landing, tombstones
+from skewless.privacy.transforms import (
+    NEEDLE,
+    SUBJECT,
+    parse_subject,
+    pseudonyms,
+    quarantine_match,
+    subject_rows,
+)
 from skewless.serving.logformat import parse_date
 
 REQUESTS_SCHEMA = T.StructType([
@@ -66,6 +74,8 @@ def add_forget_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", default="", help="why (a ticket number); stored in privacy_requests")
     p.add_argument("--vacuum-retain-hours", type=int,
                    help="VACUUM retention (default: the policy's retention.vacuum_retain_hours)")
+    p.add_argument("--rewrite-landing", action="store_true",
+                   help="also remove the subject's lines from the landing files (prediction and label logs)")
 
 
 def add_purge_arguments(p: argparse.ArgumentParser) -> None:
@@ -77,12 +87,13 @@ def add_purge_arguments(p: argparse.ArgumentParser) -> None:
 def run_forget(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     policy = cfg.privacy_policy
     member, raw, hashed = parse_subject(args.entity, policy)
-    keys = [resolve_key(k, cfg.profile, policy.source, current=i == 0)
+    keys = [resolve_key(k, cfg.profile, policy.source, current=i == 0, warehouse=cfg.paths.warehouse)
             for i, k in enumerate((policy.key, *policy.previous_keys))]
     values = pseudonyms(raw, keys) if hashed else [raw]
     retain = policy.retention.vacuum_retain_hours if args.vacuum_retain_hours is None else args.vacuum_retain_hours
     progress = Progress("forget")
     started = datetime.now(UTC).replace(tzinfo=None)
+    request_id = uuid.uuid4().hex
     path = {name: table_path(cfg.paths.warehouse, name) for name in N.TABLES}
     deleted: dict[str, int] = {}
     matches = spark.createDataFrame([(v,) for v in values], f"{SUBJECT} string")
@@ -96,6 +107,14 @@ def run_forget(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> in
     # Snapshot versions hold the subject's rows too (by request id): see README on reproducibility.
     path.update(snapshot_tables(spark, cfg))
     try:
+        # Tombstones first: from here on no rerun, late file or labels run can load the subject again,
+        # even if this run is killed before its deletes.
+        tombstoned = tombstones.record(spark, cfg, member, values, rows.select(N.REQUEST_ID).distinct(),
+                                       request_id, started)
+        progress.step(f"{N.FORGOTTEN_SUBJECTS}: {tombstoned} tombstones added")
+        if getattr(args, "rewrite_landing", False):
+            deleted["landing_lines"] = landing.rewrite(spark, cfg.paths.landing, json.dumps(raw),
+                                                       rows.select(N.REQUEST_ID).distinct(), progress)
         for name in (*BY_REQUEST, *[n for n in path if n.startswith("snapshots/")]):
             deleted[name] = _merge_delete(spark, path[name], rows.select(N.REQUEST_ID).distinct(),
                                           f"t.{N.REQUEST_ID} = s.{N.REQUEST_ID}")
@@ -111,10 +130,10 @@ def run_forget(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> in
     finally:
         rows.unpersist()
     for name in deleted:  # even where this run deleted nothing: a killed earlier run may have
-        if is_table(spark, path[name]):
+        if name in path and is_table(spark, path[name]):
             make_physical(spark, path[name], retain)
     progress.step(f"deletion vectors purged and files older than {retain} h vacuumed")
-    record = {"privacy_request_id": uuid.uuid4().hex, "requested_at": started, "entity_field": member,
+    record = {"privacy_request_id": request_id, "requested_at": started, "entity_field": member,
               "subject_pseudonym": values[0], "key_versions": [k.version for k in keys] if hashed else [],
               "rows_deleted": deleted, "vacuum_retain_hours": retain, "privacy_policy": policy.tag,
               "reason": args.reason}
@@ -143,9 +162,9 @@ def _merge_delete(spark: SparkSession, path: str, source: DataFrame, condition: 
     return int(commit_metrics(spark, path, merge.execute).get("numTargetRowsDeleted", 0))
 
 
-def make_physical(spark: SparkSession, path: str, retain_hours: int) -> None:
-    """Rewrite files whose rows are only marked deleted, then remove files older than the retention."""
-    if table_property(spark, path, "delta.enableDeletionVectors") == "true":
+def make_physical(spark: SparkSession, path: str, retain_hours: int, *, reorg: bool = True) -> None:
+    """Rewrite files whose rows are only marked deleted (`reorg`), then remove files older than the retention."""
+    if reorg and table_property(spark, path, "delta.enableDeletionVectors") == "true":
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
     # A shorter retention than Delta's default is deliberate here.
     with session_conf(spark, "spark.databricks.delta.retentionDurationCheck.enabled",
@@ -185,6 +204,22 @@ def purge_quarantine(spark: SparkSession, cfg: Config, before: date | None, reta
         table = DeltaTable.forPath(spark, path)
         metrics = commit_metrics(spark, path, lambda: table.delete(F.col(column) < F.lit(cutoff)))  # noqa: B023
         out[f"purged_{name}"] = int(metrics.get("numDeletedRows", 0))
-        make_physical(spark, path, retain_hours)
         progress.step(f"{name}: {out[f'purged_{name}']} rows landed before {cutoff} purged")
+    out["vacuumed_tables"] = vacuum_all(spark, cfg, retain_hours, progress)
     return out
+
+
+def vacuum_all(spark: SparkSession, cfg: Config, retain_hours: int, progress: Progress) -> int:
+    """VACUUM every table and snapshot version at the retention: data files a forget or an update
+    replaced, and the `_change_data` files of the change feed, leave the disk once it has passed.
+    The nightly duty (`compact --date` runs purge), so no deleted row outlives the retention by much."""
+    paths = {name: table_path(cfg.paths.warehouse, name) for name in N.TABLES}
+    paths.update(snapshot_tables(spark, cfg))
+    done = 0
+    for path in paths.values():
+        if is_table(spark, path):
+            make_physical(spark, path, retain_hours, reorg=False)
+            done += 1
+    progress.step(f"{done} tables vacuumed (files older than {retain_hours} h, _change_data included)")
+    return done
+

@@ -1,9 +1,9 @@
 """The privacy step of compaction: apply the policy to loadable rows before their first write.
 
-Pure transforms. HMAC-SHA256 is built from Spark's own `sha2` (RFC 2104: H(K^opad || H(K^ipad || m))),
-so it runs on the JVM with whole-stage code generation and no Python UDF; the two padded keys are
-constants computed here once. A hashed value reads `<key version>:<64 hex>`, so every value says
-which key made it and a table can hold two key versions during a rotation.
+Pure transforms. HMAC-SHA256 runs in a vectorised function that reads the key from a broadcast
+(`keyed`), so no plan, EXPLAIN, UI page or event log holds the key or its padded forms. A hashed
+value reads `<key version>:<64 hex>`, so every value says which key made it and a table can hold two
+key versions during a rotation.
 
 `forget` finds a subject with the same HMAC under every key the policy knows (`pseudonyms`), then
 the subject's rows (`subject_rows`, `quarantine_match`).
@@ -26,8 +26,8 @@ from skewless.core import names as N
 from skewless.core.errors import ConfigError, UsageError
 from skewless.core.frames import require_columns
 from skewless.core.policy import FieldPolicy, HashKey, PrivacyPolicy
+from skewless.privacy.keyed import keyed_pseudonym
 
-_BLOCK = 64  # SHA-256 block size in bytes
 _IPV4 = r"^\d{1,3}\.\d{1,3}\.\d{1,3}\.\d{1,3}$"
 _ISO = "yyyy-MM-dd'T'HH:mm:ss'Z'"
 MAP_SECTIONS = (N.ENTITY, N.CONTEXT, N.PREDICTION)
@@ -43,19 +43,10 @@ class UnpolicedFieldError(ConfigError):
                          "was written. Add it (or a section.* entry) to the policy and rerun")
 
 
-def hmac_sha256_hex(value: Column, secret: bytes) -> Column:
-    """Hex HMAC-SHA256 of a string column's UTF-8 bytes under `secret` (identical to Python's hmac)."""
-    key = hashlib.sha256(secret).digest() if len(secret) > _BLOCK else secret
-    key = key.ljust(_BLOCK, b"\0")
-    ipad, opad = bytes(b ^ 0x36 for b in key), bytes(b ^ 0x5C for b in key)
-    inner = F.unhex(F.sha2(F.concat(F.lit(ipad), F.encode(value, "UTF-8")), 256))
-    return F.sha2(F.concat(F.lit(opad), inner), 256)
-
-
 def pseudonym(value: Column, key: HashKey) -> Column:
-    """`<version>:<hmac hex>` of the value as text; null stays null."""
-    text = value.cast("string")
-    return F.when(text.isNotNull(), F.concat(F.lit(f"{key.version}:"), hmac_sha256_hex(text, key.secret)))
+    """`<version>:<hmac hex>` of the value as text; null stays null. The key never enters the plan
+    (`keyed`: a vectorised function reads it from a broadcast on the executors)."""
+    return keyed_pseudonym(value.cast("string"), key.version, key.secret)
 
 
 def truncated(value: Column, to: str, length: int | None) -> Column:
@@ -147,13 +138,8 @@ NEEDLE = "_needle"
 
 
 def pseudonyms(value: str, keys: Sequence[HashKey]) -> list[str]:
-    """What `value` looks like in the tables under each key version (the same HMAC as `hmac_sha256_hex`)."""
-    return [f"{k.version}:{hmac.new(_block_key(k.secret), value.encode(), hashlib.sha256).hexdigest()}"
-            for k in keys]
-
-
-def _block_key(secret: bytes) -> bytes:
-    return hashlib.sha256(secret).digest() if len(secret) > 64 else secret
+    """What `value` looks like in the tables under each key version (the same HMAC as `pseudonym`)."""
+    return [f"{k.version}:{hmac.new(k.secret, value.encode(), hashlib.sha256).hexdigest()}" for k in keys]
 
 
 def parse_subject(text: str, policy: PrivacyPolicy) -> tuple[str, str, bool]:
@@ -183,3 +169,41 @@ def quarantine_match(target: str, source: str) -> Column:
     raw value as a JSON string (lines that never parsed are matched on their text)."""
     return (F.col(f"{target}.{N.REQUEST_ID}") == F.col(f"{source}.{N.REQUEST_ID}")) | (
         F.instr(F.col(f"{target}.{N.RAW_TEXT}"), F.col(f"{source}.{NEEDLE}")) > 0)
+
+
+# --- tombstones: a forgotten subject stays forgotten --------------------------------------------
+
+TOMBSTONE_FIELD, TOMBSTONE_VALUE = "entity_field", "value"
+REQUEST_FIELD = N.REQUEST_ID  # tombstones of the subject's request ids use this as their field
+_KEY, _HIT = "_tombstone_key", "_forgotten"
+# What a forgotten row keeps of its subject in the quarantine: nothing (the reason stays).
+_SUBJECT_TEXT = (N.RAW_TEXT, N.RAW_VALUE, N.REQUEST_ID)
+
+
+def _tombstone_key(field: str | Column, value: Column) -> Column:
+    return F.concat_ws("\u0001", field if isinstance(field, Column) else F.lit(field), value)
+
+
+def mark_forgotten(rows: DataFrame, tombstones: DataFrame, fields: Sequence[str], keys: Sequence[HashKey]) -> DataFrame:
+    """Rows of a forgotten subject, found by an entity member's pseudonym under any of `keys` or by a
+    request id, get the reason `forgotten_subject` (unless they already have one) and lose their raw
+    text and request id: they are accounted for as quarantined, and nothing of the subject is written.
+
+    `tombstones` is small (entity_field, value) and is broadcast; only `fields` (the members that have
+    tombstones) are hashed, and only request ids when there is no entity field."""
+    require_columns(rows, (N.ROW_ID, N.REASON, N.RAW_TEXT, N.REQUEST_ID), "mark_forgotten")
+    require_columns(tombstones, (TOMBSTONE_FIELD, TOMBSTONE_VALUE), "mark_forgotten")
+    candidates = [_tombstone_key(REQUEST_FIELD, F.col(N.REQUEST_ID))]
+    if fields:
+        require_columns(rows, (N.ENTITY,), "mark_forgotten")
+        candidates += [_tombstone_key(f, pseudonym(F.col(N.ENTITY)[f], k)) for f in fields for k in keys]
+    known = tombstones.select(_tombstone_key(F.col(TOMBSTONE_FIELD), F.col(TOMBSTONE_VALUE)).alias(_KEY))
+    hits = (rows.select(N.ROW_ID, F.explode(F.array(*candidates)).alias(_KEY))
+            .join(F.broadcast(known), on=_KEY, how="left_semi")
+            .select(N.ROW_ID).distinct().withColumn(_HIT, F.lit(True)))
+    marked = rows.join(F.broadcast(hits), on=N.ROW_ID, how="left")
+    hit = F.coalesce(F.col(_HIT), F.lit(False))
+    return marked.select(
+        *[F.when(hit, F.coalesce(F.col(N.REASON), F.lit(N.FORGOTTEN_SUBJECT))).otherwise(F.col(N.REASON)).alias(c)
+          if c == N.REASON else F.when(~hit, F.col(c)).alias(c) if c in _SUBJECT_TEXT else F.col(c)
+          for c in rows.columns])
