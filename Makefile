@@ -40,7 +40,7 @@ demo: setup
 	$(SK) datasets list
 
 test: setup
-	$(BIN)/pytest -q $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
 
 bench: setup
 	$(PY) bench/compact.py
