@@ -38,14 +38,15 @@ def _hasher(version: str, handle: Broadcast[bytes]) -> Callable[[pd.Series], pd.
     def hash_series(values: pd.Series) -> pd.Series:
         base = hmac.new(handle.value, digestmod=hashlib.sha256)  # the key is read on the executor
 
-        def one(value: str | None) -> str | None:
-            if value is None:
-                return None
+        def one(value: str) -> str:
             h = base.copy()
             h.update(value.encode("utf-8"))
             return prefix + h.hexdigest()
 
-        return values.map(one)
+        # Identifiers repeat within a batch (a user, a device): each distinct value is hashed once.
+        present = values.notna()
+        digests = {v: one(v) for v in values[present].unique()}
+        return values.map(digests).where(present, None)
 
     hash_series.__name__ = f"pseudonym_{version}"
     return hash_series
