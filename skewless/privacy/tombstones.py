@@ -49,10 +49,11 @@ def forgotten_filter(spark: SparkSession, cfg: Config,
     if not is_table(spark, path):
         return lambda rows: rows
     tombstones = read_delta(spark, path).select(TOMBSTONE_FIELD, TOMBSTONE_VALUE)
-    # The member names only (a handful), to know which pseudonyms to compute: no subject's value.
-    fields = sorted(r[0] for r in tombstones.select(TOMBSTONE_FIELD).distinct().collect() if r[0] != REQUEST_FIELD)
-    if keys == () and fields:
-        fields = []  # labels carry request ids only
+    fields: list[str] = []
+    if keys:  # without keys (labels: request ids only) no pseudonym is computed, so no member is needed
+        # The member names only (a handful), to know which pseudonyms to compute: no subject's value.
+        fields = sorted(r[0] for r in tombstones.select(TOMBSTONE_FIELD).distinct().collect()
+                        if r[0] != REQUEST_FIELD)
     return lambda rows: mark_forgotten(rows, tombstones, fields, keys)
 
 
