@@ -57,7 +57,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("snapshot", "create a versioned training snapshot, gated by its Great Expectations suite",
             "skewless.datasets.snapshot_job"),
     Command("datasets", "list, show and export dataset versions (NAME@N, NAME@latest, NAME@YYYY-MM-DD)",
-            "skewless.datasets.catalog_job"),
+            "skewless.datasets.catalog_job", spark=False),  # only `export` starts Spark, itself
     Command("jars", "print the Delta jar paths for `spark-submit --jars` (fetch them with `jars fetch`)",
             "skewless.core.jars", spark=False, config=False),
 )

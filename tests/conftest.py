@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from skewless.core.config import Config, SparkSettings, load
 from skewless.core.policy import HashKey
@@ -43,6 +43,12 @@ def warehouse(tmp_path: Path) -> Config:
     """The repo's config (models included) with landing and tables under tmp_path."""
     wh = load(ROOT / "conf" / "warehouse.yaml")
     return wh.with_paths(landing=str(tmp_path / "landing"), warehouse=str(tmp_path / "warehouse"))
+
+
+def frozen(spark: SparkSession, df: DataFrame) -> DataFrame:
+    """The rows `df` holds now, collected: a later comparison cannot re-read the source (a cached read of
+    a Delta path would be served from the same cache after the table changed, proving nothing)."""
+    return spark.createDataFrame(df.collect(), df.schema)
 
 
 def record(request_id: str, logged_at: str = "2026-11-25T13:10:00.000Z", **overrides: Any) -> dict[str, Any]:

@@ -30,7 +30,7 @@ from skewless.labels.transforms import (
     label_join_counts,
 )
 
-from .conftest import HOUR, KEY, record, write_hour
+from .conftest import HOUR, KEY, frozen, record, write_hour
 
 POLICIES = [("fraud", 60, "negative", "latest")]
 
@@ -146,7 +146,8 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
         assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
 
     run("2026-12-01")
-    as_known_dec2 = labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF).cache()
+    as_known_dec2 = frozen(spark, labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2))
+                           .drop(N.LABELS_AS_OF))
     p1 = as_known_dec2.where("request_id = 'p1'").first()
     assert p1 is not None and p1[N.LABEL] == 1.0 and p1[N.FEATURES]["amount"] == 12.5  # features joined back
     run("2026-12-05")
@@ -158,8 +159,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert first is not None and (first["records_read"], first["loaded"], first["duplicates"],
                                   first["quarantined"]) == (4, 2, 1, 1)
     assert first["details"]["orphaned"] == 1
-    before = ex.cache()
-    before.count()
+    before = frozen(spark, ex)
     version = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`").first()
 
     run("2026-12-05")  # the rerun: same labels, same answer, no row updated

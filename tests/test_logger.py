@@ -1,4 +1,5 @@
 import gzip
+import hashlib
 import json
 import threading
 from datetime import UTC, datetime, timedelta
@@ -6,6 +7,7 @@ from pathlib import Path
 
 from skewless.serving.logger import PredictionLogger, sample_fraction
 
+REQ_1, EMPTY = 0.579449, 0.889416  # SHA-256 prefixes of "req-1" and "" (e3b0c442...)
 T0 = datetime(2026, 11, 25, 13, 59, 58, tzinfo=UTC)
 
 
@@ -23,7 +25,9 @@ def test_sampling_is_deterministic_and_near_the_rate(tmp_path: Path) -> None:
     assert picked_a == picked_b
     assert 0.09 < sum(picked_a) / len(keys) < 0.11
     assert a.counters()["seen"] == 20_000 and a.counters()["sampled"] == sum(picked_a)
-    assert sample_fraction("req-1") == sample_fraction("req-1")
+    # Pinned values: any host in any language computing SHA-256 of the key agrees (a changed rule fails).
+    assert sample_fraction("req-1") == int(hashlib.sha256(b"req-1").hexdigest()[:16], 16) / 2**64
+    assert [round(sample_fraction(k), 6) for k in ("req-1", "")] == [REQ_1, EMPTY]
 
 
 def test_entity_sampling_logs_an_entity_wholly_or_not_at_all(tmp_path: Path) -> None:

@@ -174,10 +174,17 @@ def test_refusals_name_what_and_why(as_role: object, wh: Config) -> None:
         "SELECT * FROM feature_logs VERSION AS OF 0": r"query refused: time travel",
         "SELECT * FROM range(1), delta.`{wh}/feature_logs`": r"query refused: relation .*: a role reads its views only",
         "SELECT raw_text FROM feature_logs_quarantine": r"may not read feature_logs_quarantine",
+        "SELECT entity.email FROM feature_logs":
+            r"role 'analyst' may not read feature_logs.entity.email \(access class restricted\)",
     }
     for query, message in cases.items():
         with pytest.raises(REFUSED, match=message):
             as_role("analyst", _fill(query, wh))  # type: ignore[operator]
+
+
+def test_a_query_spark_cannot_analyse_is_a_usage_error_naming_the_column(as_role: object) -> None:
+    with pytest.raises(UsageError, match="nope"):
+        as_role("ml_engineer", "SELECT nope FROM feature_logs")  # type: ignore[operator]
 
 
 def test_plain_queries_still_run(as_role: object) -> None:

@@ -19,8 +19,10 @@ from skewless.core.config import Config, Paths
 from skewless.core.delta import read_delta
 from skewless.core.errors import InvariantError
 from skewless.core.paths import qualify
+from skewless.core.refs import choose_version
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums
 from skewless.datasets.versions import resolve, versions_table
+from skewless.serving.arrow import version_records
 
 FORMATS = ("parquet", "csv", "json")
 
@@ -69,18 +71,23 @@ def _record(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
-    versions = versions_table(spark, cfg)
+def run(cfg: Config, args: argparse.Namespace) -> int:
+    """`list` and `show` read the version records through Arrow (no JVM: instant on a laptop);
+    `export` verifies the content hash, which takes Spark."""
+    records = version_records(cfg.paths.warehouse)
     if args.datasets_action == "list":
-        rows = versions.where(F.col("name") == args.name) if args.name else versions
-        for r in rows.orderBy("name", F.col("version").desc()).collect():  # one row per version: small
+        mine = [r for r in records if not args.name or r["name"] == args.name]
+        for r in sorted(mine, key=lambda r: (str(r["name"]), -int(r["version"]))):  # type: ignore[call-overload]
             print(f"{r['name']}@{r['version']}\t{r['status']}\t{r['created_at']:%Y-%m-%d %H:%M}\trows={r['rows']}\t"
-                  f"window={r['window_start']:%Y-%m-%d}..{r['window_end']:%Y-%m-%d}\thash={r['content_hash'][:12]}")
+                  f"window={r['window_start']:%Y-%m-%d}..{r['window_end']:%Y-%m-%d}\thash={str(r['content_hash'])[:12]}")
         return 0
-    row = resolve(versions, args.ref, published_only=args.datasets_action == "export")
+    row = dict(choose_version(records, args.ref, published_only=args.datasets_action == "export"))
     if args.datasets_action == "show":
         print(json.dumps(_record(row), default=str, indent=2))
         return 0
+    from skewless.core.session import build_session
+
+    spark = build_session(cfg.spark, verbose=args.verbose)
     df = read_delta(spark, row["location"])
     verify_hash(df, row)
     out = qualify(args.out)

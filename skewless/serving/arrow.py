@@ -65,13 +65,19 @@ def read_arrow(path: str, *, columns: list[str] | None = None, predicate: str | 
     return table.cast(pa.schema([pa.field(f.name, _plain(f.type), f.nullable) for f in table.schema]))
 
 
-def resolve_version(warehouse: str, ref: str) -> dict[str, object]:
-    """The published `dataset_versions` record a reference names (NAME@N, @latest, @DATE)."""
-    versions = read_arrow(table_path(warehouse, N.DATASET_VERSIONS))
-    record = dict(choose_version(versions.to_pylist(), ref))
+def version_records(warehouse: str) -> list[dict[str, object]]:
+    """Every `dataset_versions` row (one per version: small), maps as dicts as Spark gives them."""
+    path = table_path(warehouse, N.DATASET_VERSIONS)
+    if not DeltaTable.is_deltatable(qualify(path)):
+        return []
     # Arrow gives a map column as (key, value) pairs: return it as Spark's reader does, a dict.
-    return {k: dict(v) if isinstance(v, list) and all(isinstance(x, tuple) for x in v) and v else v
-            for k, v in record.items()}
+    return [{k: dict(v) if isinstance(v, list) and all(isinstance(x, tuple) for x in v) and v else v
+             for k, v in r.items()} for r in read_arrow(path).to_pylist()]
+
+
+def resolve_version(warehouse: str, ref: str, *, published_only: bool = True) -> dict[str, object]:
+    """The `dataset_versions` record a reference names (NAME@N, @latest, @DATE), published by default."""
+    return dict(choose_version(version_records(warehouse), ref, published_only=published_only))
 
 
 def arrow_batches(warehouse: str, ref: str, *, split: str | None = None, columns: list[str] | None = None,
