@@ -138,7 +138,8 @@ def test_compaction_applies_the_policy_before_the_first_write(spark: SparkSessio
     policy: PrivacyPolicy = warehouse.privacy_policy
     assert audit["privacy_policy"] == policy.tag and audit["key_version"] == "k1"
     commit = DeltaTable.forPath(spark, table_path(warehouse.paths.warehouse, N.FEATURE_LOGS)).history(1).first()
-    assert commit is not None and json.loads(commit["userMetadata"]) == {"skewless.privacy.policy": policy.tag}
+    meta = json.loads(commit["userMetadata"]) if commit is not None else {}
+    assert meta["skewless.privacy.policy"] == policy.tag and meta["run_id"].startswith("compact-20261125T13-")
 
 
 def test_a_field_without_policy_stops_the_run_before_any_write(spark: SparkSession, warehouse: Config) -> None:
@@ -202,3 +203,15 @@ def test_dev_without_a_key_makes_a_private_random_key_per_warehouse(monkeypatch:
     assert again == first and str(path) not in capsys.readouterr().err
     other = resolve_key(src, "dev", "privacy.yaml", warehouse=str(tmp_path / "b"))
     assert other.secret != first.secret
+
+
+def test_generalize_keeps_every_value_in_its_bucket_even_at_the_edges(spark: SparkSession) -> None:
+    from skewless.core.policy import FieldPolicy
+    from skewless.privacy.transforms import apply_action
+
+    values = [12.0, 14.99, -0.1, -5.0, 0.0, 1e308, -1e308, None]
+    df = spark.createDataFrame([(v,) for v in values], "v double")
+    got = [r[0] for r in df.select(apply_action(F.col("v"), FieldPolicy("internal", "generalize", width=5.0), KEY))
+           .collect()]
+    assert got[:5] == [10.0, 10.0, -5.0, -5.0, 0.0] and got[7] is None
+    assert got[5] == pytest.approx(1e308) and got[6] == pytest.approx(-1e308)  # never Long.MAX x width

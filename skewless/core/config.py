@@ -48,6 +48,9 @@ class Compaction:
     late_tolerance_hours: int = 72
     future_tolerance_minutes: int = 15
     dedup_lookback_hours: int = 24
+    max_record_bytes: int = 1 << 20      # a longer line is quarantined as record_too_large
+    max_new_features_per_run: int = 20   # undeclared features one run may add; past it: feature_limit
+    max_features: int = 500              # columns of the features struct, in all
     optimize: OptimizePolicy = field(default_factory=OptimizePolicy)
 
 

@@ -15,6 +15,7 @@ LABELS_QUARANTINE: Final = "labels_quarantine"
 LABELED_EXAMPLES: Final = "labeled_examples"
 PRIVACY_REQUESTS: Final = "privacy_requests"
 DATASET_VERSIONS: Final = "dataset_versions"
+DATASET_RESERVATIONS: Final = "dataset_reservations"  # internal: version numbers taken; no role reads it
 FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and labels never load these again
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
                  PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS)
@@ -96,6 +97,15 @@ MISSING_SAMPLE_RATE: Final = "missing_sample_rate"
 BAD_SAMPLE_RATE: Final = "bad_sample_rate"
 BAD_FEATURE_STATUS: Final = "bad_feature_status"
 TYPE_MISMATCH: Final = "type_mismatch"
+RECORD_TOO_LARGE: Final = "record_too_large"
+INVALID_UTF8: Final = "invalid_utf8"
+NON_FINITE_NUMBER: Final = "non_finite_number"
+DUPLICATE_KEY: Final = "duplicate_key"
+UNKNOWN_FIELD: Final = "unknown_field"
+BAD_FEATURE_NAME: Final = "bad_feature_name"
+FEATURE_LIMIT: Final = "feature_limit"
+UNREADABLE_FILE: Final = "unreadable_file"
+LABEL_OUT_OF_RANGE: Final = "label_out_of_range"
 FORGOTTEN_SUBJECT: Final = "forgotten_subject"  # a forgotten subject's record: kept out, its text dropped
 
 # Duplicate kinds.

@@ -10,7 +10,9 @@ leaves the previous commit visible. The audit row is written last: a run without
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -20,20 +22,22 @@ from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.frames import require_columns
+from skewless.core.jsonrules import is_number, variant_type
 from skewless.core.names import FeatureType
-from skewless.ingest.parse import SPARK_TYPES, typed_text
+from skewless.ingest.parse import SPARK_TYPES, type_ok, typed_value
 
 _FIRST = "_first_row"
-_PART = "_input_partition"
+_LINES = "_lines"
+_OFFSET = "_line_offset"
 
 
 def first_records(classified: DataFrame) -> DataFrame:
-    """Per (input partition, file): the row id of the file's first line in that partition, and the
-    bytes of text read from it (to compare with what the file says it holds)."""
+    """Per file split (source_file, split start): the row id of its first line, its line count, and
+    the bytes of text read from it (to compare with what the file says it holds). Row ids are
+    consecutive within a split: a split is read whole, in order, by one task."""
     require_columns(classified, (N.ROW_ID, N.SOURCE_FILE, N.SPLIT_START, N.LINE_BYTES), "first_records")
-    return classified.groupBy(F.shiftright(N.ROW_ID, 33).alias(_PART), N.SOURCE_FILE).agg(
-        F.min(N.ROW_ID).alias(_FIRST), F.min(N.SPLIT_START).alias(N.SPLIT_START),
-        F.sum(N.LINE_BYTES).alias(N.LINE_BYTES))
+    return classified.groupBy(N.SOURCE_FILE, N.SPLIT_START).agg(
+        F.min(N.ROW_ID).alias(_FIRST), F.count(F.lit(1)).alias(_LINES), F.sum(N.LINE_BYTES).alias(N.LINE_BYTES))
 
 
 def bytes_read_per_file(firsts: DataFrame) -> DataFrame:
@@ -41,20 +45,16 @@ def bytes_read_per_file(firsts: DataFrame) -> DataFrame:
     return firsts.groupBy(N.SOURCE_FILE).agg(F.sum(N.LINE_BYTES).alias("bytes"))
 
 
-def truncated_files(read_bytes: Mapping[str, int], gzip_sizes: Mapping[str, int]) -> list[str]:
-    """Gzip files whose trailer (uncompressed size mod 2^32) disagrees with the text read from them:
-    a cut upload, read up to the cut. A last line without a newline counts one byte short, so allow it."""
-    return sorted(path for path, expected in gzip_sizes.items()
-                  if not (0 <= (read_bytes.get(path, 0) % 2**32) - expected <= 1))
-
-
 def with_source_lines(classified: DataFrame, firsts: DataFrame) -> DataFrame:
-    """Add the 1-based line number in the source file (null for a file Spark split mid-way)."""
-    require_columns(firsts, (_PART, N.SOURCE_FILE, _FIRST, N.SPLIT_START), "with_source_lines")
-    keyed = classified.drop(N.SPLIT_START).withColumn(_PART, F.shiftright(N.ROW_ID, 33))
-    joined = keyed.join(F.broadcast(firsts), on=[_PART, N.SOURCE_FILE], how="left")
-    line = F.when(F.col(N.SPLIT_START) == 0, F.col(N.ROW_ID) - F.col(_FIRST) + 1).cast("long")
-    return joined.withColumn(N.SOURCE_LINE, line).drop(_FIRST, N.SPLIT_START, _PART)
+    """Add the 1-based line number in the source file, also in a file Spark read as several splits
+    (a line belongs to the split it starts in: the lines of the splits before it come first)."""
+    require_columns(firsts, (N.SOURCE_FILE, N.SPLIT_START, _FIRST, _LINES), "with_source_lines")
+    before = Window.partitionBy(N.SOURCE_FILE).orderBy(N.SPLIT_START).rowsBetween(Window.unboundedPreceding, -1)
+    offsets = firsts.select(N.SOURCE_FILE, N.SPLIT_START, _FIRST,
+                            F.coalesce(F.sum(_LINES).over(before), F.lit(0)).alias(_OFFSET))
+    joined = classified.join(F.broadcast(offsets), on=[N.SOURCE_FILE, N.SPLIT_START], how="left")
+    line = (F.col(_OFFSET) + F.col(N.ROW_ID) - F.col(_FIRST) + 1).cast("long")
+    return joined.withColumn(N.SOURCE_LINE, line).drop(_FIRST, N.SPLIT_START, _OFFSET)
 
 
 def run_stats(classified: DataFrame) -> DataFrame:
@@ -80,31 +80,86 @@ def members_seen(stats: list[Any]) -> dict[str, set[str]]:
 
 
 def feature_sightings(classified: DataFrame) -> DataFrame:
-    """What the values of each undeclared feature parse as, among loadable rows:
-    (name, values, numeric, boolean) counts of non-null values."""
+    """The JSON types the values of each undeclared feature hold, among loadable rows:
+    (name, values, numeric, boolean, string) counts of non-null values (small: one row per name)."""
     require_columns(classified, (N.REASON, N.EXTRA_FEATURES, N.FEATURES), "feature_sightings")
     valid = classified.where(F.col(N.REASON).isNull() & F.col(N.EXTRA_FEATURES).isNotNull())
     struct = classified.schema[N.FEATURES].dataType
     known = [f.name for f in struct.fields] if isinstance(struct, T.StructType) else []
-    exploded = valid.select(F.explode(N.EXTRA_FEATURES).alias("name", "text")).where(
-        F.col("text").isNotNull() & ~F.col("name").isin(*known))
+    exploded = valid.select(F.explode(N.EXTRA_FEATURES).alias("name", "value")).where(~F.col("name").isin(*known))
+    vtype = variant_type(F.col("value"))
     return exploded.groupBy("name").agg(
-        F.count(F.lit(1)).alias("values"),
-        F.count(F.col("text").try_cast("double")).alias("numeric"),
-        F.count_if(F.lower("text").isin("true", "false")).alias("boolean"),
+        F.count_if(vtype != "VOID").alias("values"), F.count_if(is_number(vtype)).alias("numeric"),
+        F.count_if(vtype == "BOOLEAN").alias("boolean"), F.count_if(vtype == "STRING").alias("string"),
     )
 
 
-def infer_feature_types(sightings: list[tuple[str, int, int, int]]) -> dict[str, FeatureType]:
-    """A new feature's column type from its values: all numeric -> numeric, all true/false ->
-    boolean, anything else (strings, or a mix) -> categorical, kept as text rather than lost.
-    A feature seen only as null waits for a run where it has a value."""
-    out: dict[str, FeatureType] = {}
-    for name, values, numeric, boolean in sorted(sightings):
-        if values == 0:
+def reject_extras(classified: DataFrame, new_features: Mapping[str, FeatureType],
+                  rejected: Mapping[str, str]) -> DataFrame:
+    """Quarantine the loadable rows that carry a rejected undeclared feature (`rejected`: name ->
+    reason) or a new feature's value of another JSON type than the one it was added with."""
+    require_columns(classified, (N.REASON, N.EXTRA_FEATURES), "reject_extras")
+    if not new_features and not rejected:
+        return classified
+    extra = F.col(N.EXTRA_FEATURES)
+    conditions: list[tuple[Column, Column]] = []
+    if rejected:
+        names = sorted(rejected)
+        hit = F.get(F.array_intersect(F.map_keys(extra), F.array(*map(F.lit, names))), 0)
+        reasons = F.create_map(*[F.lit(x) for n in names for x in (n, f"{rejected[n]}:{n}")])
+        conditions.append((F.size(F.array_intersect(F.map_keys(extra), F.array(*map(F.lit, names)))) > 0,
+                           F.element_at(reasons, hit)))
+    for name, ftype in new_features.items():
+        conditions.append((~type_ok(variant_type(extra[name]), ftype), F.lit(f"{N.TYPE_MISMATCH}:{name}")))
+    why: Column | None = None
+    for cond, label in conditions:
+        why = F.when(cond, label) if why is None else why.when(cond, label)
+    assert why is not None
+    loadable = F.col(N.REASON).isNull() & extra.isNotNull()
+    reason = F.when(loadable, why).otherwise(F.col(N.REASON))
+    # classify_lines kept the raw text of every row with undeclared features: a rejected one has it.
+    return classified.withColumn(N.REASON, reason)
+
+
+@dataclass(frozen=True)
+class FeatureLimits:
+    """How far one run may grow the features struct: past these, records are quarantined, not the hour failed."""
+
+    new_per_run: int = 20
+    per_table: int = 500
+
+
+FEATURE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
+
+
+def decide_features(sightings: list[tuple[str, int, int, int, int]], existing: list[str],
+                    limits: FeatureLimits) -> tuple[dict[str, FeatureType], dict[str, str]]:
+    """Undeclared features seen in a run -> (new columns and their types, rejected names -> reason).
+
+    A name must be an identifier (letters, digits, `_`) that differs from every other feature by more
+    than case: anything else cannot be a Delta column, or would make two. The type is the JSON type
+    most values hold (ties: numeric, then boolean, then string); values of another type are type
+    mismatches. A feature seen only as null waits for a run where it has a value. The most frequent
+    names come first within the limits; the rest are rejected as `feature_limit`."""
+    taken = {n.lower() for n in existing}
+    lowered: dict[str, int] = {}
+    for name, *_ in sightings:
+        lowered[name.lower()] = lowered.get(name.lower(), 0) + 1
+    new: dict[str, FeatureType] = {}
+    rejected: dict[str, str] = {}
+    room = max(0, min(limits.new_per_run, limits.per_table - len(existing)))
+    for name, values, numeric, boolean, string in sorted(sightings, key=lambda s: (-s[1], s[0])):
+        if not FEATURE_NAME.match(name) or name.lower() in taken or lowered[name.lower()] > 1:
+            rejected[name] = N.BAD_FEATURE_NAME
+        elif values == 0:
             continue
-        out[name] = "numeric" if numeric == values else "boolean" if boolean == values else "categorical"
-    return out
+        elif len(new) >= room:
+            rejected[name] = N.FEATURE_LIMIT
+        else:
+            ranked: list[tuple[int, int, FeatureType]] = [
+                (numeric, 2, "numeric"), (boolean, 1, "boolean"), (string, 0, "categorical")]
+            new[name] = max(ranked)[2]
+    return new, rejected
 
 
 def to_feature_logs(rows: DataFrame, new_features: Mapping[str, FeatureType], run_id: str,
@@ -115,7 +170,7 @@ def to_feature_logs(rows: DataFrame, new_features: Mapping[str, FeatureType], ru
     features: Column = F.col(N.FEATURES)
     if new_features:
         features = F.struct(F.col(f"{N.FEATURES}.*"),
-                            *[typed_text(extra[n], t).alias(n) for n, t in new_features.items()])
+                            *[typed_value(extra[n], t).alias(n) for n, t in new_features.items()])
     return rows.where(F.col(N.REASON).isNull()).select(
         N.REQUEST_ID, N.LOGGED_AT, F.lit(1).alias(N.SCHEMA_VERSION), N.MODEL, N.ENTITY,
         features.alias(N.FEATURES), N.FEATURE_STATUS, N.PREDICTION, N.SAMPLE_RATE, N.CONTEXT,
@@ -151,6 +206,17 @@ def to_quarantine(rows: DataFrame, run_id: str, ingested_at: datetime) -> DataFr
     return rows.where(F.col(N.REASON).isNotNull()).select(
         F.to_date(N.LANDING_HOUR).alias(N.LANDING_DATE), N.LANDING_HOUR, N.SOURCE_FILE, N.SOURCE_LINE,
         N.REASON, N.REQUEST_ID, N.RAW_TEXT,
+        F.lit(run_id).alias(N.RUN_ID), F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT),
+    )
+
+
+def files_to_quarantine(files: DataFrame, landing_hour: datetime, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Unread files (source_file, reason) -> quarantine rows: no line, no text, the file named."""
+    require_columns(files, (N.SOURCE_FILE, N.REASON), "files_to_quarantine")
+    return files.select(
+        F.lit(landing_hour.date()).alias(N.LANDING_DATE), F.lit(landing_hour).cast("timestamp").alias(N.LANDING_HOUR),
+        N.SOURCE_FILE, F.lit(None).cast("long").alias(N.SOURCE_LINE), N.REASON,
+        F.lit(None).cast("string").alias(N.REQUEST_ID), F.lit(None).cast("string").alias(N.RAW_TEXT),
         F.lit(run_id).alias(N.RUN_ID), F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT),
     )
 

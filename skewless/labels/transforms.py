@@ -16,18 +16,13 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
-from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.config import LabelPolicy, ModelConfig
 from skewless.core.frames import require_columns
+from skewless.core.jsonrules import NON_FINITE, has_duplicate_key
 from skewless.serving.logformat import SPARK_RFC3339
 
-LABEL_RAW_SCHEMA = T.StructType([
-    T.StructField(N.REQUEST_ID, T.StringType()), T.StructField(N.LABEL, T.StringType()),
-    T.StructField(N.OBSERVED_AT, T.StringType()), T.StructField(N.SOURCE, T.StringType()),
-    T.StructField(N.CORRUPT, T.StringType()),
-])
 LABEL_LINE_COLUMNS = (N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID, N.LABEL_DATE)
 LABEL_QUARANTINE_COLUMNS = (N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT, N.RUN_ID,
                             N.INGESTED_AT)
@@ -39,29 +34,55 @@ EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE
 POLICY_SCHEMA = "model_name string, window_days int, unlabeled string, conflict string"
 
 
-def classify_labels(lines: DataFrame) -> DataFrame:
-    """Label lines -> rows with `reason` (null when loadable), typed label and observed_at."""
+LABEL_FIELDS = (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE)
+BINARY_LABELS = (0.0, 1.0)
+
+
+def classify_labels(lines: DataFrame, max_record_bytes: int = 1 << 20,
+                    label_values: tuple[float, ...] = BINARY_LABELS) -> DataFrame:
+    """Label lines -> rows with `reason` (null when loadable), typed label and observed_at.
+
+    Strict JSON types as in `ingest.parse` (parsed once as VARIANT): a label given as a string is a
+    type mismatch, a label outside `label_values` is `label_out_of_range`."""
     require_columns(lines, LABEL_LINE_COLUMNS, "classify_labels")
-    p = F.from_json(N.RAW_VALUE, LABEL_RAW_SCHEMA, {"columnNameOfCorruptRecord": N.CORRUPT})
-    parsed = lines.select(*LABEL_LINE_COLUMNS, p.alias(N.PARSED))
-    c = F.col(N.PARSED)
-    label = c[N.LABEL].try_cast("double")
-    observed = F.try_to_timestamp(c[N.OBSERVED_AT], F.lit(SPARK_RFC3339))
     value = F.col(N.RAW_VALUE)
-    reason = (F.when(F.trim(value) == "", N.EMPTY_RECORD)
-              .when(c[N.CORRUPT].isNotNull(), N.MALFORMED_JSON)
-              .when(c[N.REQUEST_ID].isNull() | (F.trim(c[N.REQUEST_ID]) == ""), N.MISSING_REQUEST_ID)
-              .when(c[N.LABEL].isNull(), N.MISSING_LABEL)
-              .when(label.isNull(), f"{N.TYPE_MISMATCH}:{N.LABEL}")
-              .when(c[N.OBSERVED_AT].isNull(), N.MISSING_OBSERVED_AT)
+    parseable = (F.octet_length(value) <= max_record_bytes) & F.is_valid_utf8(value)
+    top = F.when(parseable, F.try_variant_get(F.try_parse_json(value), "$", "map<string,variant>"))
+    parsed = lines.select(*LABEL_LINE_COLUMNS, top.alias(N.PARSED))
+    c = F.col(N.PARSED)
+    t = {k: F.coalesce(F.schema_of_variant(c[k]), F.lit("VOID")) for k in LABEL_FIELDS}
+    label = F.try_variant_get(c[N.LABEL], "$", "double")
+    observed = F.try_to_timestamp(F.try_variant_get(c[N.OBSERVED_AT], "$", "string"), F.lit(SPARK_RFC3339))
+    request_id = F.try_variant_get(c[N.REQUEST_ID], "$", "string")
+    unknown = F.array_except(F.map_keys(c), F.array(*map(F.lit, LABEL_FIELDS)))
+    is_num = t[N.LABEL].isin("BIGINT", "DOUBLE") | t[N.LABEL].startswith("DECIMAL")
+    whole = F.try_parse_json(value)
+    reason = (F.when(F.octet_length(value) > max_record_bytes, N.RECORD_TOO_LARGE)
+              .when(~F.is_valid_utf8(value), N.INVALID_UTF8)
+              .when(F.btrim(value, F.lit(" \t\r")) == "", N.EMPTY_RECORD)
+              .when(c.isNull() & value.rlike(NON_FINITE), N.NON_FINITE_NUMBER)
+              .when(c.isNull() & whole.isNull() & has_duplicate_key(value, ()), N.DUPLICATE_KEY)
+              .when(c.isNull() & whole.isNull(), N.MALFORMED_JSON)
+              .when(c.isNull(), N.NOT_AN_OBJECT)
+              .when(F.size(unknown) > 0, F.concat(F.lit(f"{N.UNKNOWN_FIELD}:"), F.get(unknown, 0)))
+              .when(t[N.REQUEST_ID] == "VOID", N.MISSING_REQUEST_ID)
+              .when(t[N.REQUEST_ID] != "STRING", f"{N.TYPE_MISMATCH}:{N.REQUEST_ID}")
+              .when(F.trim(request_id) == "", N.MISSING_REQUEST_ID)
+              .when(t[N.LABEL] == "VOID", N.MISSING_LABEL)
+              .when(~is_num, f"{N.TYPE_MISMATCH}:{N.LABEL}")
+              .when(~label.isin(*label_values), N.LABEL_OUT_OF_RANGE)
+              .when(t[N.OBSERVED_AT] == "VOID", N.MISSING_OBSERVED_AT)
+              .when(t[N.OBSERVED_AT] != "STRING", f"{N.TYPE_MISMATCH}:{N.OBSERVED_AT}")
               .when(observed.isNull(), N.BAD_TIMESTAMP)
+              .when(~t[N.SOURCE].isin("STRING", "VOID"), f"{N.TYPE_MISMATCH}:{N.SOURCE}")
               # After its folder's day: the run for that day could not know it, and no later run names
               # it, so the incremental table and a recompute would disagree about it forever.
               .when(observed >= F.date_add(N.LABEL_DATE, 1).cast("timestamp"), N.OUT_OF_RANGE_TIMESTAMP))
     typed = parsed.select(
-        reason.alias(N.REASON), value.alias(N.RAW_TEXT), c[N.REQUEST_ID].alias(N.REQUEST_ID),
-        label.alias(N.LABEL), observed.alias(N.OBSERVED_AT), c[N.SOURCE].alias(N.SOURCE),
-        N.LABEL_DATE, N.SOURCE_FILE, N.ROW_ID)
+        reason.alias(N.REASON), F.make_valid_utf8(value).alias(N.RAW_TEXT), request_id.alias(N.REQUEST_ID),
+        label.alias(N.LABEL), observed.alias(N.OBSERVED_AT),
+        F.try_variant_get(c[N.SOURCE], "$", "string").alias(N.SOURCE),
+        N.LABEL_DATE, N.SOURCE_FILE, N.ROW_ID, (F.octet_length(value) + 1).alias(N.LINE_BYTES))
     return typed.withColumn(N.RAW_TEXT, F.when(F.col(N.REASON).isNotNull(), F.col(N.RAW_TEXT)))
 
 
@@ -82,6 +103,16 @@ def to_label_quarantine(classified: DataFrame, run_id: str, ingested_at: datetim
     return classified.where(F.col(N.REASON).isNotNull()).select(
         N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT,
         F.lit(run_id).alias(N.RUN_ID), F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT))
+
+
+def files_to_label_quarantine(files: DataFrame, run_id: str, ingested_at: datetime) -> DataFrame:
+    """Unread label files (source_file, reason) -> label quarantine rows: the file named, no text."""
+    require_columns(files, (N.SOURCE_FILE, N.REASON), "files_to_label_quarantine")
+    day = F.to_date(F.regexp_extract(F.col(N.SOURCE_FILE), r"date=(\d{4}-\d{2}-\d{2})", 1))
+    return files.select(
+        day.alias(N.LABEL_DATE), N.SOURCE_FILE, N.REASON, F.lit(None).cast("string").alias(N.REQUEST_ID),
+        F.lit(None).cast("string").alias(N.RAW_TEXT), F.lit(run_id).alias(N.RUN_ID),
+        F.lit(ingested_at).cast("timestamp").alias(N.INGESTED_AT))
 
 
 def policy_rows(models: Sequence[ModelConfig]) -> list[tuple[str, int, str, str]]:

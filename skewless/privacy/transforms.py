@@ -72,7 +72,9 @@ def apply_action(value: Column, fp: FieldPolicy, key: HashKey) -> Column:
     if fp.action == "generalize":
         assert fp.width is not None
         number = value.cast("string").try_cast("double")
-        return F.floor(number / F.lit(fp.width)) * F.lit(fp.width)
+        # The bucket's lower bound, in doubles: floor() returns a long and would clamp 1e308 to
+        # Long.MAX (x width). pmod is never negative, so negative values round down too.
+        return number - F.pmod(number, F.lit(float(fp.width)))
     return value
 
 
