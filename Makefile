@@ -8,7 +8,7 @@ DEMO   ?= demo-data
 PYTEST_ARGS ?=
 SK     := $(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse
 
-.PHONY: setup demo test bench lint dist cluster-demo clean
+.PHONY: setup demo test chaos bench lint dist cluster-demo clean
 
 setup: $(STAMP)
 	@$(BIN)/skewless jars fetch
@@ -41,6 +41,12 @@ demo: setup
 
 test: setup
 	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
+
+# The long kill campaign (make test kills each job once): compact, labels and snapshot create each
+# SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos.json.
+chaos: setup
+	rm -f bench/results/chaos.json
+	SKEWLESS_CHAOS_KILLS=20 $(BIN)/pytest -q tests/test_kills.py
 
 bench: setup
 	$(PY) bench/compact.py

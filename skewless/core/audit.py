@@ -11,6 +11,7 @@ from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.access import tag_schema
+from skewless.core.delta import retry_conflicts
 from skewless.core.storage import LandingFile
 
 AUDIT_SCHEMA = T.StructType([
@@ -39,7 +40,8 @@ AUDIT_SCHEMA = T.StructType([
     T.StructField("optimized_hours", T.ArrayType(T.StringType())),
     T.StructField("config", T.StringType()),
     T.StructField("details", T.MapType(T.StringType(), T.LongType())),  # job-specific counts
-    T.StructField("truncated_files", T.ArrayType(T.StringType())),  # gzip files that ended early
+    T.StructField("truncated_files", T.ArrayType(T.StringType())),  # files not wholly read (names)
+    T.StructField("unreadable_files", T.ArrayType(T.StringType())),  # the same, "name: why"
     T.StructField("privacy_policy", T.StringType()),  # the policy version the run applied
     T.StructField("key_version", T.StringType()),     # the HMAC key version that made its hashes
 ])
@@ -83,10 +85,11 @@ def compaction_record(
 
 
 def append(spark: SparkSession, path: str, record: Mapping[str, Any]) -> None:
-    """Append one row. txnAppId/txnVersion make a retried append of the same run a no-op."""
+    """Append one row. The transaction id is the run's own (txnAppId = job:run_id, txnVersion 1): a
+    retried append of the same run is a no-op, and no other run can shadow it. (Keyed by hour with
+    the start time as version, a run that started earlier but committed later lost its row.)"""
     row = [tuple(record.get(f.name) for f in AUDIT_SCHEMA.fields)]
-    started: datetime = record["started_at"]
-    app_id = f"{record['job']}:{record.get(N.LANDING_HOUR) or record[N.RUN_ID]}"
-    (spark.createDataFrame(row, TAGGED_SCHEMA).coalesce(1).write.format("delta").mode("append")
-     .option("txnAppId", app_id).option("txnVersion", int(started.replace(tzinfo=UTC).timestamp() * 1000))
-     .option("mergeSchema", "true").save(path))
+    retry_conflicts(lambda: (
+        spark.createDataFrame(row, TAGGED_SCHEMA).coalesce(1).write.format("delta").mode("append")
+        .option("txnAppId", f"{record['job']}:{record[N.RUN_ID]}").option("txnVersion", 1)
+        .option("mergeSchema", "true").save(path)), f"audit row of {record[N.RUN_ID]}")

@@ -7,18 +7,55 @@ policy's version recorded with it.
 
 from __future__ import annotations
 
+import json
+import random
+import re
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StructType
 
 from skewless.core.access import POLICY_PROPERTY, tagged
-from skewless.core.errors import TableNotFoundError
+from skewless.core.errors import ConcurrentCommitError, TableNotFoundError
 from skewless.core.paths import table_path
 from skewless.core.policy import PrivacyPolicy
+from skewless.core.progress import Progress
+
+R = TypeVar("R")
+# Delta's optimistic-concurrency losers (the commit is safe to retry: it was not made).
+_CONFLICT = re.compile(r"DELTA_CONCURRENT_\w+|DELTA_METADATA_CHANGED|DELTA_PROTOCOL_CHANGED|"
+                       r"Concurrent(Append|DeleteRead|DeleteDelete|Transaction|Write)Exception|"
+                       r"MetadataChangedException|ProtocolChangedException")
+
+
+def conflict_name(exc: BaseException) -> str | None:
+    """The Delta conflict an exception reports (e.g. DELTA_CONCURRENT_APPEND), None for any other error."""
+    found = _CONFLICT.search(str(exc)[:20_000])
+    return found.group(0) if found else None
+
+
+def retry_conflicts(action: Callable[[], R], what: str, *, attempts: int = 6, base_delay_s: float = 0.2,
+                    sleep: Callable[[float], None] = time.sleep) -> R:
+    """Run `action` (a whole commit: plan and write), again after a lost Delta conflict, with
+    exponential backoff and jitter, at most `attempts` times. Other errors pass through at once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            name = conflict_name(exc)
+            if name is None:
+                raise
+            if attempt == attempts:
+                raise ConcurrentCommitError(what, attempts, name) from exc
+            wait = base_delay_s * 2 ** (attempt - 1) * (1 + random.random())
+            Progress("delta").step(f"{what}: lost to a concurrent commit ({name}); retry {attempt}/{attempts - 1} "
+                                   f"in {wait:.1f}s")
+            sleep(wait)
+    raise AssertionError("unreachable")
 
 
 def is_table(spark: SparkSession, path: str) -> bool:
@@ -49,12 +86,31 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
             "metrics": dict(row["operationMetrics"] or {})}
 
 
+def current_version(spark: SparkSession, path: str) -> int | None:
+    """The table's latest version, None before its first commit: pin reads to it."""
+    return last_commit(spark, path)["version"] if is_table(spark, path) else None
+
+
+_ADDS_ROWS = ("WRITE", "MERGE", "CREATE OR REPLACE TABLE AS SELECT", "CREATE TABLE AS SELECT", "STREAMING UPDATE",
+              "COPY INTO", "UPDATE")
+
+
+def others_added_rows(spark: SparkSession, path: str, since: int | None, mine: str) -> list[int]:
+    """Versions after `since` that another writer committed and that may add rows (not ours: our
+    commits carry `mine` in their userMetadata). A job that read the table at `since` to decide what
+    to write (dedup) must decide again when this is not empty."""
+    history = DeltaTable.forPath(spark, path).history(100).select("version", "operation", "userMetadata").collect()
+    return sorted(int(r["version"]) for r in history
+                  if (since is None or r["version"] > since) and r["operation"] in _ADDS_ROWS
+                  and mine not in (r["userMetadata"] or ""))
+
+
 def commit_metrics(spark: SparkSession, path: str, action: Callable[[], object]) -> dict[str, str]:
     """Run `action` (a MERGE, a DELETE) on the table at `path` and return the metrics of the commit it
     made; {} when it made none (a Delta operation that changes nothing may not commit, and the latest
     commit is then someone else's)."""
     before = last_commit(spark, path)["version"]
-    action()
+    retry_conflicts(action, f"commit to {path}")
     after = last_commit(spark, path)
     return dict(after["metrics"]) if after["version"] != before else {}
 
@@ -108,13 +164,18 @@ def _sql_quote(value: str) -> str:
 
 
 def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
-                 properties: dict[str, str], policy: PrivacyPolicy) -> dict[str, Any]:
+                 properties: dict[str, str], policy: PrivacyPolicy, run_id: str = "") -> dict[str, Any]:
     """One Delta commit that swaps the rows matching `where` (a landing hour, a label date) for `df`:
     a rerun converges, a crash before the commit leaves the previous version. New columns merge.
     Columns carry their access tags; the commit records the privacy policy's version."""
     df = tagged(df, path.rstrip("/").rsplit("/", 1)[-1], policy)
-    ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions,
-                 properties={**properties, POLICY_PROPERTY: policy.tag})
-    (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
-     .option("userMetadata", f'{{"{POLICY_PROPERTY}": "{policy.tag}"}}').partitionBy(*partitions).save(path))
+
+    def commit() -> None:
+        ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions,
+                     properties={**properties, POLICY_PROPERTY: policy.tag})
+        (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
+         .option("userMetadata", json.dumps({POLICY_PROPERTY: policy.tag, "run_id": run_id}))
+         .partitionBy(*partitions).save(path))
+
+    retry_conflicts(commit, f"replace {where} in {path}")
     return last_commit(df.sparkSession, path)

@@ -77,3 +77,20 @@ class QueryRefusedError(SkewlessError):
     def __init__(self, what: str, why: str) -> None:
         self.what = what
         super().__init__(f"query refused: {what}: {why}")
+
+
+class ConcurrentCommitError(SkewlessError):
+    """A Delta commit kept losing to concurrent writers after its bounded retries."""
+
+    def __init__(self, what: str, attempts: int, cause: str) -> None:
+        self.attempts = attempts
+        super().__init__(f"{what}: gave up after {attempts} attempts, each lost to a concurrent commit "
+                         f"(last: {cause}); rerun the job: its writes are idempotent")
+
+
+class VersionTakenError(SkewlessError):
+    """Another `snapshot create` reserved the version numbers this one tried."""
+
+    def __init__(self, name: str, tried: list[int]) -> None:
+        super().__init__(f"{name}: versions {tried} were each reserved by a concurrent `snapshot create`; "
+                         "nothing was written; run it again")

@@ -69,12 +69,14 @@ def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
 def read_landing_text(spark: SparkSession, files: list[LandingFile]) -> DataFrame:
     """Landing lines with their file and position: `_value`, `source_file`, `_split_start`, `_row_id`.
 
-    ignoreCorruptFiles: a truncated gzip yields the lines before the cut instead of failing the run.
+    ignoreCorruptFiles: a cut gzip yields the lines before the cut instead of failing the run; the
+    caller compares the bytes read with each file's (`core.accounting`), so nothing vanishes silently.
+    lineSep "\n": a CRLF line keeps its "\r" (JSON whitespace), so its bytes count exactly.
     No files gives the same columns, empty, so callers need no special case."""
     if not files:
         return spark.createDataFrame([], f"{N.RAW_VALUE} string, {N.SOURCE_FILE} string, "
                                          f"{N.SPLIT_START} long, {N.ROW_ID} long")
-    df = spark.read.option("ignoreCorruptFiles", "true").text([f.path for f in files])
+    df = spark.read.option("ignoreCorruptFiles", "true").option("lineSep", "\n").text([f.path for f in files])
     return df.select(
         F.col("value").alias(N.RAW_VALUE),
         F.col("_metadata.file_path").alias(N.SOURCE_FILE),

@@ -29,7 +29,7 @@ from skewless.core.storage import delete_path, write_text
 from skewless.datasets.quality import load_suite, render_html, validate
 from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums, select_examples
-from skewless.datasets.versions import next_version, record_version, versions_table
+from skewless.datasets.versions import record_version, reserve_version, versions_table
 from skewless.labels.sync import labels_as_of_watermark
 from skewless.labels.transforms import POLICY_SCHEMA, SERVED_COLUMNS, label_examples, policy_rows, with_features
 from skewless.serving.logformat import parse_date
@@ -91,18 +91,18 @@ def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str,
     examples, lineage, cutoff = source_examples(spark, cfg, datetime.combine(as_of, datetime.min.time()))
     rows = select_examples(examples, ds, start, end, cutoff)
     versions = versions_table(spark, cfg)
-    version = next_version(versions, ds.name)
+    version = reserve_version(spark, cfg, ds.name)  # this run's alone: a concurrent create takes another
     path = snapshot_path(cfg.paths.warehouse, ds.name, version)
     progress.step(f"{ds.name}@{version}: window {start:%Y-%m-%d}..{end:%Y-%m-%d}, labels as of {cutoff:%Y-%m-%d}, "
                   f"sources {lineage}")
     t0 = time.perf_counter()
     classes = {c: "internal" for c in rows.columns} | {SPLIT: "public", "weight": "public"}
     tagged = rows.to(tag_schema(rows.schema, classes))  # type: ignore[arg-type]
-    # Overwrite: a crashed earlier attempt at this version number left files no version row points to.
+    # `error` if the folder exists: a reserved number's folder is this run's; nothing is ever overwritten.
     # No column statistics: the Delta log outlives VACUUM and would keep min/max request ids and
     # split keys (pseudonyms) of subjects a later `forget` removes from the rows.
     with session_conf(spark, "spark.databricks.delta.properties.defaults.dataSkippingNumIndexedCols", "0"):
-        (tagged.write.format("delta").mode("overwrite").option("overwriteSchema", "true").partitionBy(SPLIT)
+        (tagged.write.format("delta").mode("error").partitionBy(SPLIT)
          .option("userMetadata", json.dumps({"dataset": ds.name, "version": version})).save(path))
     materialize_s = time.perf_counter() - t0
     stored = read_delta(spark, path).persist(StorageLevel.MEMORY_AND_DISK)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -11,7 +13,8 @@ from pyspark.sql import types as T
 from skewless.core import names as N
 from skewless.core.access import tag_schema
 from skewless.core.config import Config
-from skewless.core.delta import ensure_table, is_table, read_delta
+from skewless.core.delta import conflict_name, ensure_table, is_table, read_delta, retry_conflicts
+from skewless.core.errors import VersionTakenError
 from skewless.core.paths import table_path
 from skewless.core.refs import Ref, choose_version, parse_ref
 
@@ -53,13 +56,55 @@ def next_version(versions: DataFrame, name: str) -> int:
     return int(row[0] or 0) + 1 if row is not None else 1
 
 
+RESERVATION_SCHEMA = T.StructType([
+    T.StructField("name", T.StringType(), False), T.StructField("version", T.IntegerType(), False),
+    T.StructField("token", T.StringType(), False), T.StructField("reserved_at", T.TimestampType()),
+])
+
+
+def reserve_version(spark: SparkSession, cfg: Config, name: str, *, attempts: int = 5) -> int:
+    """Take the next version number of `name` for this run alone, before anything is written.
+
+    One append per try to `dataset_reservations`, under the Delta transaction id `reserve:NAME` with
+    the number as its version: of two runs that try the same number, Delta lets one commit (the other
+    gets a conflict, or its append is skipped as already done), and the row read back names the
+    winner. The loser tries the next number; numbers are unique and increasing, and may skip one (a
+    run that crashed, or found its content unchanged, burned it)."""
+    path = table_path(cfg.paths.warehouse, N.DATASET_RESERVATIONS)
+    retry_conflicts(lambda: ensure_table(spark, path, RESERVATION_SCHEMA, (), {}), f"create {path}")
+    token = uuid.uuid4().hex
+    tried: list[int] = []
+    for _ in range(attempts):
+        taken = read_delta(spark, path).where(F.col("name") == name).agg(F.max("version")).first()
+        number = max(next_version(versions_table(spark, cfg), name), int((taken and taken[0]) or 0) + 1)
+        row = spark.createDataFrame([(name, number, token, datetime.now(UTC).replace(tzinfo=None))],
+                                    RESERVATION_SCHEMA)
+        try:
+            (row.write.format("delta").mode("append").option("txnAppId", f"reserve:{name}")
+             .option("txnVersion", number).save(path))
+        except Exception as exc:
+            if conflict_name(exc) is None:
+                raise
+            tried.append(number)
+            continue
+        owners = read_delta(spark, path).where((F.col("name") == name) & (F.col("version") == number)).collect()
+        if [r["token"] for r in owners] == [token]:
+            return number
+        tried.append(number)
+    raise VersionTakenError(name, tried)
+
+
 def record_version(spark: SparkSession, cfg: Config, record: dict[str, Any]) -> None:
     """Append the version's row; txnAppId/txnVersion make a retried append of the same version a no-op."""
     path = table_path(cfg.paths.warehouse, N.DATASET_VERSIONS)
-    ensure_table(spark, path, TAGGED, (), {})
     df = spark.createDataFrame([tuple(record[f.name] for f in TAGGED.fields)], TAGGED)
-    (df.coalesce(1).write.format("delta").mode("append").option("txnAppId", f"snapshot:{record['name']}")
-     .option("txnVersion", int(record["version"])).save(path))
+
+    def commit() -> None:
+        ensure_table(spark, path, TAGGED, (), {})
+        (df.coalesce(1).write.format("delta").mode("append").option("txnAppId", f"snapshot:{record['name']}")
+         .option("txnVersion", int(record["version"])).save(path))
+
+    retry_conflicts(commit, f"record {record['name']}@{record['version']}")
 
 
 def resolve(versions: DataFrame, text: str | Ref, *, published_only: bool = True) -> dict[str, Any]:

@@ -20,28 +20,31 @@ from pyspark.sql import types as T
 
 from skewless.core import audit
 from skewless.core import names as N
+from skewless.core.accounting import UnreadFile, file_rows, unread_files
 from skewless.core.config import Config
-from skewless.core.delta import is_table, read_delta, replace_rows
-from skewless.core.errors import ConfigError, InvariantError, UsageError
+from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows
+from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
 from skewless.core.names import FeatureType
 from skewless.core.paths import LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
 from skewless.core.policy import HashKey, resolve_key
 from skewless.core.progress import Progress, summary
-from skewless.core.storage import LandingFile, gzip_isize, list_files, list_subfolders, read_landing_text
+from skewless.core.storage import LandingFile, list_files, list_subfolders, read_landing_text
 from skewless.ingest.parse import LINE_COLUMNS, ParseRules, classify_lines, explain_unparsed, parse_lines
 from skewless.ingest.transforms import (
+    FeatureLimits,
     bytes_read_per_file,
+    decide_features,
     drop_rows,
     duplicate_rows,
     feature_sightings,
     feature_types_of,
+    files_to_quarantine,
     first_records,
-    infer_feature_types,
     members_seen,
+    reject_extras,
     run_stats,
     to_feature_logs,
     to_quarantine,
-    truncated_files,
     with_source_lines,
 )
 from skewless.privacy.job import purge_quarantine
@@ -95,10 +98,11 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     if args.date:  # the nightly run also enforces the quarantine's retention
         purged = purge_quarantine(spark, cfg, None, policy.retention.vacuum_retain_hours, progress)
         total["purged_quarantine"] = sum(v for k, v in purged.items() if k.startswith("purged_"))
+    incomplete = [r["unreadable_files"] for r in results if r["status"] == "incomplete"]
     total.update(job="compact", hours=len(results), runs=[r["run_id"] for r in results],
-                 seconds=progress.elapsed())
+                 unreadable_files=sum(len(x) for x in incomplete), seconds=progress.elapsed())
     summary(total)
-    return 0
+    return 1 if incomplete else 0  # loaded what could be read; a check failed: some files were not
 
 
 def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) -> DataFrame:
@@ -106,11 +110,11 @@ def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) ->
     return lines.select(*lines.columns, F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR)).select(*LINE_COLUMNS)
 
 
-def table_members(spark: SparkSession, path: str) -> dict[str, list[tuple[str, str]]]:
-    """(name, simple type) of the fields of each object column the table already holds."""
+def table_members(spark: SparkSession, path: str, version: int | None = None) -> dict[str, list[tuple[str, str]]]:
+    """(name, simple type) of the fields of each object column the table holds (at `version`)."""
     if not is_table(spark, path):
         return {}
-    schema = read_delta(spark, path).schema
+    schema = read_delta(spark, path, version=version).schema
     out: dict[str, list[tuple[str, str]]] = {}
     for name in (N.FEATURES, *MAP_SECTIONS):
         struct = schema[name].dataType if name in schema.fieldNames() else None
@@ -128,7 +132,7 @@ def parse_rules(cfg: Config, hour: datetime, existing: dict[str, FeatureType]) -
         features.setdefault(name, ftype)
     c = cfg.compaction
     return ParseRules(hour, timedelta(hours=c.late_tolerance_hours),
-                      timedelta(minutes=c.future_tolerance_minutes), features)
+                      timedelta(minutes=c.future_tolerance_minutes), features, c.max_record_bytes)
 
 
 def _ts(value: datetime) -> str:
@@ -148,41 +152,62 @@ class HourRun:
     fl_path: str
     q_path: str
     key: HashKey
+    pinned: int | None = None  # the feature_logs version dedup read: a later commit by another run means redo
 
     @property
     def label(self) -> str:
         return f"{self.hour:%Y-%m-%dT%H}"
 
 
+class _Raced(Exception):
+    """Another run added rows to feature_logs after this one read it for dedup: decide again."""
+
+
+RACE_ATTEMPTS = 4
+
+
 def compact_hour(spark: SparkSession, cfg: Config, hour: datetime, progress: Progress,
                  key: HashKey, previous: tuple[HashKey, ...] = ()) -> dict[str, Any]:
+    """Compact one landing hour. Dedup reads feature_logs at a pinned version; when another run added
+    rows after it (two hours compacted at once), the hour is done again (its replaceWhere makes
+    that safe) so that an id two runs both saw is loaded once. Bounded: RACE_ATTEMPTS times."""
+    for attempt in range(1, RACE_ATTEMPTS + 1):
+        try:
+            return _compact_once(spark, cfg, hour, progress, key, previous)
+        except _Raced as raced:
+            progress.step(f"hour {hour:%Y-%m-%dT%H}: {raced}; deduplicating again ({attempt}/{RACE_ATTEMPTS})")
+    raise ConcurrentCommitError(f"compact {hour:%Y-%m-%dT%H}", RACE_ATTEMPTS, "feature_logs kept changing")
+
+
+def _compact_once(spark: SparkSession, cfg: Config, hour: datetime, progress: Progress,
+                  key: HashKey, previous: tuple[HashKey, ...]) -> dict[str, Any]:
     started = datetime.now(UTC).replace(tzinfo=None)
     fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
-    members = table_members(spark, fl_path)
+    pinned = current_version(spark, fl_path)
+    members = table_members(spark, fl_path, pinned)
     run = HourRun(
         hour=hour.replace(tzinfo=None), run_id=f"compact-{hour:%Y%m%dT%H}-{uuid.uuid4().hex[:10]}", started=started,
         files=list_files(spark, predictions_hour(cfg.paths.landing, hour), LANDING_SUFFIXES),
         rules=parse_rules(cfg, hour, feature_types_of(members.get(N.FEATURES, []))), members=members,
-        fl_path=fl_path, q_path=table_path(cfg.paths.warehouse, N.FEATURE_LOGS_QUARANTINE), key=key)
+        fl_path=fl_path, q_path=table_path(cfg.paths.warehouse, N.FEATURE_LOGS_QUARANTINE), key=key, pinned=pinned)
     progress.step(f"hour {run.label}: {len(run.files)} files, {sum(f.size for f in run.files) / 1e6:.1f} MB")
     # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
     # Only the steps that report reasons (the counts, the quarantine) explain unparsed lines.
-    classified = classify_lines(parse_lines(read_lines(spark, run.files, run.hour)), run.rules)
+    lines = read_lines(spark, run.files, run.hour)
+    parsed = classify_lines(parse_lines(lines, run.rules.max_record_bytes), run.rules)
     # A forgotten subject's records never load again, whatever file or rerun brings them.
-    classified = forgotten_filter(spark, cfg, (key, *previous))(classified).persist(StorageLevel.DISK_ONLY)
-    held = [classified]
+    persisted = forgotten_filter(spark, cfg, (key, *previous))(parsed).persist(StorageLevel.DISK_ONLY)
+    held = [persisted]
     try:
+        new_features, rejected = _new_features(cfg, run, persisted)
+        classified = reject_extras(persisted, new_features, rejected)
         stats = run_stats(explain_unparsed(classified)).collect()
         progress.step(f"hour {run.label}: parsed {sum(r['n'] for r in stats)} lines")
         firsts = first_records(classified).persist(StorageLevel.MEMORY_AND_DISK)
         held.append(firsts)
-        truncated = _truncated(spark, run.files, firsts)
-        for name in truncated:
-            progress.step(f"hour {run.label}: WARNING {name} ended early (a cut upload) or is not UTF-8: "
-                          "its readable lines load, the rest cannot be read")
-        new_features = {k: v for k, v in infer_feature_types(
-            [(r["name"], r["values"], r["numeric"], r["boolean"]) for r in feature_sightings(classified).collect()]
-        ).items() if k not in run.rules.features}
+        unreadable = _unread(spark, run.files, firsts)
+        for f in unreadable:
+            progress.step(f"hour {run.label}: WARNING {f.name}: {f.detail}")
         valid_hours = [r["hour"] for r in stats if r[N.REASON] is None]
         dups = duplicate_rows(classified, _existing_ids(spark, cfg, run, valid_hours)).persist(
             StorageLevel.MEMORY_AND_DISK)
@@ -193,7 +218,7 @@ def compact_hour(spark: SparkSession, cfg: Config, hour: datetime, progress: Pro
                         run.label)
         located = with_source_lines(classified, firsts)
         rows = apply_policy(to_feature_logs(drop_rows(located, dups), new_features, run.run_id, started), plan)
-        dedup, versions = _write(cfg, run, rows, located, dups, progress)
+        dedup, versions = _write(spark, cfg, run, rows, located, dups, unreadable, progress)
         optimized = _optimize(spark, cfg, fl_path, sorted(set(valid_hours)))
     finally:
         for df in held:
@@ -203,11 +228,21 @@ def compact_hour(spark: SparkSession, cfg: Config, hour: datetime, progress: Pro
         new_features=new_features, known_models={m.name for m in cfg.models}, versions=versions,
         optimized=optimized, config=cfg.source,
     )
-    return _finish(spark, cfg, run, record, truncated, progress)
+    record["quarantined_written"] = dedup["quarantined_written"]
+    return _finish(spark, cfg, run, record, unreadable, progress)
 
 
-def _write(cfg: Config, run: HourRun, rows: DataFrame, located: DataFrame, dups: DataFrame,
-           progress: Progress) -> tuple[dict[str, int], tuple[int, int]]:
+def _new_features(cfg: Config, run: HourRun, classified: DataFrame) -> tuple[dict[str, FeatureType], dict[str, str]]:
+    """The undeclared features this run adds as columns, and the names it rejects (with why)."""
+    c = cfg.compaction
+    sightings = [(r["name"], r["values"], r["numeric"], r["boolean"], r["string"])
+                 for r in feature_sightings(classified).collect()]
+    return decide_features(sightings, list(run.rules.features),
+                           FeatureLimits(c.max_new_features_per_run, c.max_features))
+
+
+def _write(spark: SparkSession, cfg: Config, run: HourRun, rows: DataFrame, located: DataFrame, dups: DataFrame,
+           unreadable: list[UnreadFile], progress: Progress) -> tuple[dict[str, int], tuple[int, int]]:
     """The hour's two commits: feature_logs, then its quarantine, each replacing the landing hour's rows."""
     policy = cfg.privacy_policy
     dup_counts = {r[0]: r[1] for r in dups.groupBy(N.DUP_KIND).count().collect()}
@@ -217,54 +252,64 @@ def _write(cfg: Config, run: HourRun, rows: DataFrame, located: DataFrame, dups:
     fl_commit = replace_rows(
         rows.observe(obs, F.count(F.lit(1)).alias("loaded")), run.fl_path, N.FEATURE_LOG_PARTITIONS,
         f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' AND {N.LANDING_HOUR} = {_ts(run.hour)}",
-        FEATURE_LOG_PROPERTIES, policy)
+        FEATURE_LOG_PROPERTIES, policy, run.run_id)
+    raced = others_added_rows(spark, run.fl_path, run.pinned, run.run_id)
+    if raced:
+        raise _Raced(f"feature_logs v{raced} committed by another run since v{run.pinned}, which dedup read")
     dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
              N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
     progress.step(f"hour {run.label}: feature_logs v{fl_commit['version']} written")
+    q_obs = Observation(f"quarantined-{run.run_id}")
+    lines = to_quarantine(explain_unparsed(located), run.run_id, run.started).observe(
+        q_obs, F.count(F.lit(1)).alias("quarantined"))
+    files = files_to_quarantine(file_rows(spark, unreadable), run.hour, run.run_id, run.started)
     q_commit = replace_rows(
-        to_quarantine(explain_unparsed(located), run.run_id, run.started).coalesce(1), run.q_path,
+        lines.unionByName(files).coalesce(1), run.q_path,
         N.QUARANTINE_PARTITIONS,
         f"{N.LANDING_DATE} = DATE'{run.hour.date()}' AND {N.LANDING_HOUR} = {_ts(run.hour)}",
-        QUARANTINE_PROPERTIES, policy)
+        QUARANTINE_PROPERTIES, policy, run.run_id)
+    dedup["quarantined_written"] = q_obs.get["quarantined"]
     progress.step(f"hour {run.label}: quarantine v{q_commit['version']} written")
     return dedup, (fl_commit["version"], q_commit["version"])
 
 
-def _finish(spark: SparkSession, cfg: Config, run: HourRun, record: dict[str, Any], truncated: list[str],
+def _finish(spark: SparkSession, cfg: Config, run: HourRun, record: dict[str, Any], unreadable: list[UnreadFile],
             progress: Progress) -> dict[str, Any]:
-    """The audit row, last: a run without one did not finish."""
-    record["truncated_files"] = truncated
+    """The audit row, last: a run without one did not finish. Lines read must equal rows written to
+    feature_logs plus duplicates plus rows written to the quarantine, each counted where it happened."""
+    record["truncated_files"] = [f.name for f in unreadable]
+    record["unreadable_files"] = [f"{f.name}: {f.detail}" for f in unreadable]
     record.update(privacy_policy=cfg.privacy_policy.tag, key_version=run.key.version)
-    reconciled = record["records_read"] == record["loaded"] + record["duplicates"] + record["quarantined"]
-    record["status"] = "succeeded" if reconciled else "failed_reconciliation"
+    written = record.pop("quarantined_written")
+    reconciled = (record["records_read"] == record["loaded"] + record["duplicates"] + written
+                  and written == record["quarantined"])
+    record["status"] = ("failed_reconciliation" if not reconciled else "incomplete" if unreadable else "succeeded")
     audit.append(spark, table_path(cfg.paths.warehouse, N.INGESTION_AUDIT), record)
     progress.step(
         f"hour {run.label}: read={record['records_read']} loaded={record['loaded']} "
         f"duplicates={record['duplicates']} quarantined={record['quarantined']} late={record['late_records']} "
-        f"new_features={sorted(record['new_features'])} ({record['duration_s']:.1f}s)")
+        f"unreadable_files={len(unreadable)} new_features={sorted(record['new_features'])} "
+        f"({record['duration_s']:.1f}s)")
     if not reconciled:
-        raise InvariantError(f"run {run.run_id}: read != loaded + duplicates + quarantined: {record}")
+        raise InvariantError(f"run {run.run_id}: lines read != loaded + duplicates + quarantined rows written: "
+                             f"{record['records_read']} != {record['loaded']} + {record['duplicates']} + {written}")
     return record
 
 
-def _truncated(spark: SparkSession, files: list[LandingFile], firsts: DataFrame) -> list[str]:
-    """Names of gzip files that ended early (a cut upload): Spark reads them up to the cut, silently."""
-    gz = {f.path.rsplit("/", 1)[-1]: f for f in files if f.path.endswith(".gz")}
-    if not gz:
-        return []
+def _unread(spark: SparkSession, files: list[LandingFile], firsts: DataFrame) -> list[UnreadFile]:
+    """The run's files whose bytes were not all read (cut, not gzip, an I/O error): loud, never silent."""
     read = {r[N.SOURCE_FILE].rsplit("/", 1)[-1]: int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
-    sizes = {name: size for name, f in gz.items() if (size := gzip_isize(spark, f.path, f.size)) is not None}
-    return truncated_files(read, sizes) + sorted(name for name, f in gz.items() if f.size < 18)
+    return unread_files(spark, files, read)
 
 
 def _existing_ids(spark: SparkSession, cfg: Config, run: HourRun, event_hours: list[datetime]) -> DataFrame:
     """Request ids already loaded by other landing hours near this run's event hours."""
     path, hour = run.fl_path, run.hour
-    if not event_hours or not is_table(spark, path):
+    if not event_hours or run.pinned is None:
         return spark.createDataFrame([], T.StructType([T.StructField(N.REQUEST_ID, T.StringType())]))
     pad = timedelta(hours=cfg.compaction.dedup_lookback_hours)
     lo, hi = (min(event_hours) - pad).date(), (max(event_hours) + pad).date()
-    table = read_delta(spark, path)
+    table = read_delta(spark, path, version=run.pinned)
     return table.where((F.col(N.EVENT_DATE) >= F.lit(lo)) & (F.col(N.EVENT_DATE) <= F.lit(hi))
                        & (F.col(N.LANDING_HOUR) != F.lit(hour).cast("timestamp"))).select(N.REQUEST_ID)
 

@@ -15,6 +15,7 @@ from pyspark.sql import functions as F
 from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.access import tagged
+from skewless.core.accounting import file_rows, unread_files
 from skewless.core.config import Config, LabelPolicy
 from skewless.core.delta import (
     commit_metrics,
@@ -47,6 +48,7 @@ from skewless.labels.transforms import (
     SERVED_COLUMNS,
     classify_labels,
     dedup_label_events,
+    files_to_label_quarantine,
     label_examples,
     label_join_counts,
     policy_rows,
@@ -83,10 +85,13 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     run_id = f"labels-{last:%Y%m%d}-{uuid.uuid4().hex[:10]}"
     counts = ingest(spark, cfg, days, run_id, started, progress)
     counts.update(update_examples(spark, cfg, days, full=getattr(args, "full", False), progress=progress))
+    unreadable: list[str] = counts.pop("unreadable_files")
     reconciled = counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"]
     record = {
         N.RUN_ID: run_id, "job": "labels", "started_at": started, "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "status": "succeeded" if reconciled else "failed_reconciliation", "config": cfg.source,
+        "status": "failed_reconciliation" if not reconciled else "incomplete" if unreadable else "succeeded",
+        "config": cfg.source, "unreadable_files": unreadable,
+        "truncated_files": [u.split(":", 1)[0] for u in unreadable],
         **{k: counts[k] for k in ("files", "bytes", "records_read", "loaded", "duplicates", "quarantined")},
         "quarantined_by_reason": counts["quarantined_by_reason"],
         "details": {k: int(v) for k, v in counts.items() if isinstance(v, int) and not isinstance(v, bool)},
@@ -94,11 +99,11 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     record["duration_s"] = round((record["finished_at"] - started).total_seconds(), 3)
     audit.append(spark, table_path(cfg.paths.warehouse, N.INGESTION_AUDIT), record)
     summary({"job": "labels", "dates": len(days), "through": f"{last:%Y-%m-%d}", "run_id": run_id,
-             "seconds": progress.elapsed(),
+             "seconds": progress.elapsed(), "unreadable_files": len(unreadable),
              **{k: v for k, v in counts.items() if k != "quarantined_by_reason"}})
     if not reconciled:
         raise InvariantError(f"run {run_id}: read != loaded + duplicates + quarantined: {counts}")
-    return 0
+    return 1 if unreadable else 0  # what could be read is in; a check failed: some files were not
 
 
 def label_dates(spark: SparkSession, cfg: Config, through: datetime) -> list[datetime]:
@@ -124,9 +129,15 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     date_of_file = F.to_date(F.regexp_extract(F.col(N.SOURCE_FILE), r"date=(\d{4}-\d{2}-\d{2})", 1))
     lines = read_landing_text(spark, files).select(N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID,
                                                    date_of_file.alias(N.LABEL_DATE))
-    classified = forgotten_filter(spark, cfg, ())(classify_labels(lines)).persist(StorageLevel.MEMORY_AND_DISK)
+    classified = forgotten_filter(spark, cfg, ())(classify_labels(lines, cfg.compaction.max_record_bytes)).persist(
+        StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
+        read = {r[0].rsplit("/", 1)[-1]: int(r[1]) for r in
+                classified.groupBy(N.SOURCE_FILE).agg(F.sum(N.LINE_BYTES)).collect()}
+        unread = unread_files(spark, files, read)
+        for f in unread:
+            progress.step(f"labels {label}: WARNING {f.name}: {f.detail}")
         events = dedup_label_events(classified)
         obs = Observation(f"labels-{run_id}")
         where = _dates_sql(days)
@@ -137,17 +148,19 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
                      (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy)
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
-        if any(k is not None for k in by_reason) or not is_table(spark, q_path) or (
+        if unread or any(k is not None for k in by_reason) or not is_table(spark, q_path) or (
                 read_delta(spark, q_path).where(where).limit(1).count()):
-            replace_rows(to_label_quarantine(classified, run_id, started).coalesce(1), q_path, (N.LABEL_DATE,),
-                         where, LABEL_QUARANTINE_PROPERTIES, policy)
+            whole = files_to_label_quarantine(file_rows(spark, unread), run_id, started)
+            replace_rows(to_label_quarantine(classified, run_id, started).unionByName(whole).coalesce(1), q_path,
+                         (N.LABEL_DATE,), where, LABEL_QUARANTINE_PROPERTIES, policy)
         metrics = obs.get
     finally:
         classified.unpersist()
     quarantined = {k: v for k, v in by_reason.items() if k is not None}
     counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
               "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
-              "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items()))}
+              "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items())),
+              "unreadable_files": [f"{f.name}: {f.detail}" for f in unread]}
     progress.step(f"labels {label}: read={counts['records_read']} loaded={counts['loaded']} "
                   f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
     return counts
