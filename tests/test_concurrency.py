@@ -19,6 +19,7 @@ from skewless.core import names as N
 from skewless.core.config import Config, load
 from skewless.core.delta import read_table
 from skewless.core.progress import Progress
+from skewless.datasets.versions import reserve_version
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 
@@ -130,3 +131,12 @@ def test_the_same_hour_twice_at_once_loads_it_once_and_both_audits_tell_the_trut
     for r in audits:
         assert (r["records_read"], r["loaded"], r["duplicates"], r["quarantined"]) == (31, 31, 0, 0)
     assert {first["run_id"], second["run_id"]} == {r["run_id"] for r in audits}  # type: ignore[index]
+
+
+def test_snapshot_versions_are_reserved_once_each_under_contention(
+        spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> None:
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(warehouse=str(tmp_path_factory.mktemp("reserve")))
+    got = _together(*[lambda: reserve_version(spark, cfg, "fraud_daily") for _ in range(4)])
+    assert sorted(got) == [1, 2, 3, 4]  # type: ignore[type-var]  # no number twice, none lost
+    rows = read_table(spark, cfg.paths.warehouse, N.DATASET_RESERVATIONS).collect()
+    assert sorted(r["version"] for r in rows) == [1, 2, 3, 4] and len({r["token"] for r in rows}) == 4

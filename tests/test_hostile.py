@@ -14,9 +14,11 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
 from skewless.core import names as N
+from skewless.core.accounting import file_key, unread_files
 from skewless.core.config import Config, load
 from skewless.core.delta import read_table
 from skewless.core.progress import Progress
+from skewless.core.storage import list_files, read_landing_text
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 
@@ -102,3 +104,16 @@ def test_every_label_case_has_its_exact_outcome(spark: SparkSession, corpus: dic
     audit = read_table(spark, wh, N.INGESTION_AUDIT).where("job = 'labels'").collect()
     assert len(audit) == 1 and audit[0]["status"] == "incomplete"
     assert audit[0]["records_read"] == hostile.count_lines(corpus["files"]["labels"])
+
+
+def test_files_of_one_name_in_two_folders_are_accounted_for_separately(spark: SparkSession, tmp_path: Path) -> None:
+    for day, lines in (("a", 2), ("b", 1)):
+        (tmp_path / day).mkdir()
+        (tmp_path / day / "labels pod.jsonl").write_text("".join(f'{{"n": {i}}}\n' for i in range(lines)))
+    files = [f for d in ("a", "b") for f in list_files(spark, str(tmp_path / d), (".jsonl",))]
+    text = read_landing_text(spark, files)
+    read = {file_key(r[0]): int(r[1]) for r in text.groupBy(N.SOURCE_FILE).agg(
+        F.sum(F.octet_length(N.RAW_VALUE) + 1)).collect()}
+    assert unread_files(spark, files, read) == []
+    short = {k: v - 1 for k, v in read.items() if "/b/" in k} | {k: v for k, v in read.items() if "/a/" in k}
+    assert [u.path.split("/")[-2:] for u in unread_files(spark, files, short)] == [["b", "labels pod.jsonl"]]

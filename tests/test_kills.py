@@ -72,7 +72,7 @@ def _latest_snapshot(spark: SparkSession, wh: str) -> DataFrame:
 def reference(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("kills")
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "reference"))
-    generate(GenSpec(landing=cfg.paths.landing, start=HOUR, hours=1, rps=2, seed=5, hosts=2), progress=False)
+    generate(GenSpec(landing=cfg.paths.landing, start=HOUR, hours=1, rps=1, seed=5, hosts=2), progress=False)
     frozen_tables: dict[str, DataFrame] = {}
     for job in chaos.JOBS:
         _run(job, spark, cfg)

@@ -159,6 +159,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert first is not None and (first["records_read"], first["loaded"], first["duplicates"],
                                   first["quarantined"]) == (4, 2, 1, 1)
     assert first["details"]["orphaned"] == 1
+    assert [r["status"] for r in audit.collect()] == ["succeeded", "succeeded"]
     before = frozen(spark, ex)
     version = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`").first()
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from urllib.parse import unquote
 
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
@@ -81,11 +82,17 @@ def check_file(spark: SparkSession, f: LandingFile, read: int) -> UnreadFile | N
     return UnreadFile(f.path, length, read, what)
 
 
+def file_key(path: str) -> str:
+    """One spelling of a file's URI, whether it came from a listing or from Spark's `_metadata`
+    (percent-encoded, `file:/` or `file:///`): files of different folders may share a name."""
+    return unquote(path).replace("file:///", "file:/")
+
+
 def unread_files(spark: SparkSession, files: list[LandingFile], read_bytes: Mapping[str, int]) -> list[UnreadFile]:
-    """The files of a run whose bytes were not all read (`read_bytes`: by file name, from the lines)."""
+    """The files of a run whose bytes were not all read (`read_bytes`: by `file_key`, from the lines)."""
     out = []
     for f in files:
-        bad = check_file(spark, f, read_bytes.get(f.path.rsplit("/", 1)[-1], 0))
+        bad = check_file(spark, f, read_bytes.get(file_key(f.path), 0))
         if bad is not None:
             out.append(bad)
     return out

@@ -20,7 +20,7 @@ from pyspark.sql import types as T
 
 from skewless.core import audit
 from skewless.core import names as N
-from skewless.core.accounting import UnreadFile, file_rows, unread_files
+from skewless.core.accounting import UnreadFile, file_key, file_rows, unread_files
 from skewless.core.config import Config
 from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
@@ -298,7 +298,7 @@ def _finish(spark: SparkSession, cfg: Config, run: HourRun, record: dict[str, An
 
 def _unread(spark: SparkSession, files: list[LandingFile], firsts: DataFrame) -> list[UnreadFile]:
     """The run's files whose bytes were not all read (cut, not gzip, an I/O error): loud, never silent."""
-    read = {r[N.SOURCE_FILE].rsplit("/", 1)[-1]: int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
+    read = {file_key(r[N.SOURCE_FILE]): int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
     return unread_files(spark, files, read)
 
 

@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.access import tagged
-from skewless.core.accounting import file_rows, unread_files
+from skewless.core.accounting import file_key, file_rows, unread_files
 from skewless.core.config import Config, LabelPolicy
 from skewless.core.delta import (
     commit_metrics,
@@ -133,7 +133,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         StorageLevel.MEMORY_AND_DISK)
     try:
         by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
-        read = {r[0].rsplit("/", 1)[-1]: int(r[1]) for r in
+        read = {file_key(r[0]): int(r[1]) for r in
                 classified.groupBy(N.SOURCE_FILE).agg(F.sum(N.LINE_BYTES)).collect()}
         unread = unread_files(spark, files, read)
         for f in unread:
