@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from skewless.core.access import POLICY_PROPERTY, tagged
@@ -84,6 +85,19 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
     assert row is not None
     return {"version": int(row["version"]), "operation": row["operation"],
             "metrics": dict(row["operationMetrics"] or {})}
+
+
+def commit_of(spark: SparkSession, path: str, run_id: str) -> dict[str, Any]:
+    """Version and metrics of the commit `run_id` made (its userMetadata names it), not the latest
+    commit, which a concurrent writer may have made since. Delta makes no commit for a write that
+    changes nothing (an empty replace of nothing): then no rows were written, and the metrics say 0;
+    a job's reconciliation catches any other case."""
+    rows = (DeltaTable.forPath(spark, path).history(50).where(F.col("userMetadata").contains(f'"{run_id}"'))
+            .select("version", "operation", "operationMetrics").orderBy(F.desc("version")).limit(1).collect())
+    if not rows:
+        return {"version": last_commit(spark, path)["version"], "operation": None, "metrics": {"numOutputRows": "0"}}
+    return {"version": int(rows[0]["version"]), "operation": rows[0]["operation"],
+            "metrics": dict(rows[0]["operationMetrics"] or {})}
 
 
 def current_version(spark: SparkSession, path: str) -> int | None:
@@ -178,4 +192,4 @@ def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: s
          .partitionBy(*partitions).save(path))
 
     retry_conflicts(commit, f"replace {where} in {path}")
-    return last_commit(df.sparkSession, path)
+    return commit_of(df.sparkSession, path, run_id) if run_id else last_commit(df.sparkSession, path)

@@ -14,7 +14,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
@@ -246,29 +246,28 @@ def _write(spark: SparkSession, cfg: Config, run: HourRun, rows: DataFrame, loca
     """The hour's two commits: feature_logs, then its quarantine, each replacing the landing hour's rows."""
     policy = cfg.privacy_policy
     dup_counts = {r[0]: r[1] for r in dups.groupBy(N.DUP_KIND).count().collect()}
-    obs = Observation(f"loaded-{run.run_id}")
     lo = (run.hour - run.rules.late_tolerance).date()
     hi = (run.hour + timedelta(hours=1) + run.rules.future_tolerance).date()
     fl_commit = replace_rows(
-        rows.observe(obs, F.count(F.lit(1)).alias("loaded")), run.fl_path, N.FEATURE_LOG_PARTITIONS,
+        rows, run.fl_path, N.FEATURE_LOG_PARTITIONS,
         f"{N.EVENT_DATE} >= DATE'{lo}' AND {N.EVENT_DATE} <= DATE'{hi}' AND {N.LANDING_HOUR} = {_ts(run.hour)}",
         FEATURE_LOG_PROPERTIES, policy, run.run_id)
     raced = others_added_rows(spark, run.fl_path, run.pinned, run.run_id)
     if raced:
         raise _Raced(f"feature_logs v{raced} committed by another run since v{run.pinned}, which dedup read")
-    dedup = {"loaded": obs.get["loaded"], N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
+    # Rows counted where written: Delta's own metrics of this run's commit (an Observation can wait
+    # forever when its first execution failed and a retry ran it again).
+    dedup = {"loaded": int(fl_commit["metrics"].get("numOutputRows", 0)), N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
              N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
     progress.step(f"hour {run.label}: feature_logs v{fl_commit['version']} written")
-    q_obs = Observation(f"quarantined-{run.run_id}")
-    lines = to_quarantine(explain_unparsed(located), run.run_id, run.started).observe(
-        q_obs, F.count(F.lit(1)).alias("quarantined"))
+    lines = to_quarantine(explain_unparsed(located), run.run_id, run.started)
     files = files_to_quarantine(file_rows(spark, unreadable), run.hour, run.run_id, run.started)
     q_commit = replace_rows(
         lines.unionByName(files).coalesce(1), run.q_path,
         N.QUARANTINE_PARTITIONS,
         f"{N.LANDING_DATE} = DATE'{run.hour.date()}' AND {N.LANDING_HOUR} = {_ts(run.hour)}",
         QUARANTINE_PROPERTIES, policy, run.run_id)
-    dedup["quarantined_written"] = q_obs.get["quarantined"]
+    dedup["quarantined_written"] = int(q_commit["metrics"].get("numOutputRows", 0)) - len(unreadable)
     progress.step(f"hour {run.label}: quarantine v{q_commit['version']} written")
     return dedup, (fl_commit["version"], q_commit["version"])
 

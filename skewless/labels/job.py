@@ -9,7 +9,7 @@ from typing import Any
 
 from delta.tables import DeltaTable
 from pyspark import StorageLevel
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from skewless.core import audit
@@ -139,21 +139,21 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         for f in unread:
             progress.step(f"labels {label}: WARNING {f.name}: {f.detail}")
         events = dedup_label_events(classified)
-        obs = Observation(f"labels-{run_id}")
         where = _dates_sql(days)
-        observed = events.observe(obs, F.count_if(~F.col("_dup")).alias("loaded"),
-                                  F.count_if(F.col("_dup")).alias("duplicates"))
         policy = cfg.privacy_policy
-        replace_rows(to_labels(observed, run_id, started), table_path(cfg.paths.warehouse, N.LABELS),
-                     (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy)
+        commit = replace_rows(to_labels(events, run_id, started), table_path(cfg.paths.warehouse, N.LABELS),
+                              (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id)
+        # Loaded: counted where written (Delta's metrics of this run's commit); the rest of the
+        # loadable events were repeats.
+        loaded = int(commit["metrics"].get("numOutputRows", 0))
+        metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded}
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
         if unread or any(k is not None for k in by_reason) or not is_table(spark, q_path) or (
                 read_delta(spark, q_path).where(where).limit(1).count()):
             whole = files_to_label_quarantine(file_rows(spark, unread), run_id, started)
             replace_rows(to_label_quarantine(classified, run_id, started).unionByName(whole).coalesce(1), q_path,
-                         (N.LABEL_DATE,), where, LABEL_QUARANTINE_PROPERTIES, policy)
-        metrics = obs.get
+                         (N.LABEL_DATE,), where, LABEL_QUARANTINE_PROPERTIES, policy, run_id)
     finally:
         classified.unpersist()
     quarantined = {k: v for k, v in by_reason.items() if k is not None}
