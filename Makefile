@@ -45,9 +45,9 @@ test: setup
 	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
 
 # The long kill campaign (make test kills each job once): compact, labels and snapshot create each
-# SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos.json.
+# SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos-*.json.
 chaos: setup
-	rm -f bench/results/chaos.json
+	rm -f bench/results/chaos-*.json
 	SKEWLESS_CHAOS_KILLS=20 $(BIN)/pytest -q tests/test_kills.py
 
 bench: setup

@@ -15,6 +15,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.config import Config, load
 from skewless.core.delta import read_table
@@ -140,3 +141,17 @@ def test_snapshot_versions_are_reserved_once_each_under_contention(
     assert sorted(got) == [1, 2, 3, 4]  # type: ignore[type-var]  # no number twice, none lost
     rows = read_table(spark, cfg.paths.warehouse, N.DATASET_RESERVATIONS).collect()
     assert sorted(r["version"] for r in rows) == [1, 2, 3, 4] and len({r["token"] for r in rows}) == 4
+
+
+def test_a_run_that_started_earlier_but_finished_later_keeps_its_audit_row(
+        spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> None:
+    path = str(tmp_path_factory.mktemp("audit") / N.INGESTION_AUDIT)
+    base = {"job": "compact", N.LANDING_HOUR: HOUR.replace(tzinfo=None), "status": "succeeded",
+            "records_read": 1, "loaded": 1, "duplicates": 0, "quarantined": 0}
+    late_starter = {**base, N.RUN_ID: "b", "started_at": HOUR.replace(tzinfo=None, minute=30)}
+    early_starter = {**base, N.RUN_ID: "a", "started_at": HOUR.replace(tzinfo=None, minute=10)}
+    audit.append(spark, path, late_starter)   # commits first
+    audit.append(spark, path, early_starter)  # started earlier, commits later: never shadowed
+    audit.append(spark, path, early_starter)  # its retried append: a no-op
+    rows = spark.read.format("delta").load(path).select(N.RUN_ID).collect()
+    assert sorted(r[0] for r in rows) == ["a", "b"]
