@@ -105,10 +105,9 @@ def reject_extras(classified: DataFrame, new_features: Mapping[str, FeatureType]
     conditions: list[tuple[Column, Column]] = []
     if rejected:
         names = sorted(rejected)
-        hit = F.get(F.array_intersect(F.map_keys(extra), F.array(*map(F.lit, names))), 0)
+        hits = F.array_intersect(F.map_keys(extra), F.array(*map(F.lit, names)))
         reasons = F.create_map(*[F.lit(x) for n in names for x in (n, f"{rejected[n]}:{n}")])
-        conditions.append((F.size(F.array_intersect(F.map_keys(extra), F.array(*map(F.lit, names)))) > 0,
-                           F.element_at(reasons, hit)))
+        conditions.append((F.size(hits) > 0, F.element_at(reasons, F.get(hits, 0))))
     for name, ftype in new_features.items():
         conditions.append((~type_ok(variant_type(extra[name]), ftype), F.lit(f"{N.TYPE_MISMATCH}:{name}")))
     why: Column | None = None
