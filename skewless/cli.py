@@ -58,6 +58,10 @@ COMMANDS: tuple[Command, ...] = (
             "skewless.datasets.snapshot_job"),
     Command("datasets", "list, show and export dataset versions (NAME@N, NAME@latest, NAME@YYYY-MM-DD)",
             "skewless.datasets.catalog_job", spark=False),  # only `export` starts Spark, itself
+    Command("model", "fit a pipeline spec on a dataset version into a model package (manifest + Spark model)",
+            "skewless.model.job"),
+    Command("skew-test", "block a deploy: offline pipeline vs packaged serving model on logged examples",
+            "skewless.skew.job"),
     Command("jars", "print the Delta jar paths for `spark-submit --jars` (fetch them with `jars fetch`)",
             "skewless.core.jars", spark=False, config=False),
 )

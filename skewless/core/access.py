@@ -30,7 +30,7 @@ DERIVED: dict[str, Access] = {
 WHOLE_TABLE: dict[str, Access] = {
     N.FEATURE_LOGS_QUARANTINE: "restricted", N.LABELS_QUARANTINE: "restricted",
     N.PRIVACY_REQUESTS: "restricted", N.INGESTION_AUDIT: "internal", N.DATASET_VERSIONS: "internal",
-    N.FORGOTTEN_SUBJECTS: "restricted",
+    N.FORGOTTEN_SUBJECTS: "restricted", N.SKEW_TESTS: "internal",
 }
 LABEL_CLASS: Access = "internal"  # labels and label-derived columns: model targets, not for every analyst
 

@@ -119,6 +119,8 @@ def load_models(directory: Path) -> tuple[ModelConfig, ...]:
         return ()
     models = []
     for file in sorted(directory.glob("*.yaml")):
+        if file.name.endswith("-pipeline.yaml"):  # a model's offline pipeline (skewless.model.spec), not its features
+            continue
         model = build(ModelConfig, read_yaml(file), str(file))
         _validate_model(model, str(file))
         models.append(model)

@@ -16,9 +16,10 @@ LABELED_EXAMPLES: Final = "labeled_examples"
 PRIVACY_REQUESTS: Final = "privacy_requests"
 DATASET_VERSIONS: Final = "dataset_versions"
 DATASET_RESERVATIONS: Final = "dataset_reservations"  # internal: version numbers taken; no role reads it
+SKEW_TESTS: Final = "skew_tests"  # one row per skew-test run (skewless skew-test)
 FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and labels never load these again
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
-                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS)
+                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"
