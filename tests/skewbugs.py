@@ -47,7 +47,8 @@ def float32_inputs(stage: Stage, cols: Columns) -> dict[str, np.ndarray]:
 
 
 def missing_as_zero(stage: Stage, cols: Columns) -> dict[str, np.ndarray]:
-    return {o.column: np.where(np.isnan(cols[i]), 0.0, cols[i]) for i, o in zip(stage.inputs, stage.outputs, strict=True)}
+    return {o.column: np.where(np.isnan(cols[i]), 0.0, cols[i])
+            for i, o in zip(stage.inputs, stage.outputs, strict=True)}
 
 
 def right_closed_buckets(stage: Stage, cols: Columns) -> dict[str, np.ndarray]:

@@ -145,7 +145,7 @@ def test_bisection_finds_the_first_divergent_stage_in_log_comparisons(n: int, fi
             return k >= first
 
     engine = type("E", (), {"stages": [None] * n})()
-    loc = Fake(engine, {}, {}, 1e-6)  # type: ignore[arg-type]
+    loc = Fake(engine, {}, {}, 1e-6)
     assert loc.first_divergent_stage(np.arange(1)) == first
     assert loc.comparisons <= math.ceil(math.log2(n)) if n > 1 else loc.comparisons == 0
 
@@ -221,3 +221,44 @@ def test_a_blocked_deploy_from_the_cli_leaves_report_page_and_history(
                          capture_output=True, text=True, timeout=120)
     assert "FAILED: the deploy is blocked" in dom.stdout, dom.stderr[-2000:]
     assert dom.stdout.count("<tr>") > 10 and "scaled[amount]" in dom.stdout
+
+
+CUSTOM_SPEC = """
+name: fraud_small
+version: "0.1"
+features: {amount: numeric, txn_count_24h: numeric, country: categorical}
+stages:
+  - {name: impute, kind: imputer, inputs: [amount, txn_count_24h]}
+  - name: per_txn
+    kind: custom
+    inputs: [amount, txn_count_24h]
+    outputs: [amount_per_txn]
+    serving: tests.custom_stage:per_txn_serving
+    spark: tests.custom_stage:per_txn_spark
+    options: {smoothing: "1"}
+  - {name: onehot, kind: one_hot, inputs: [country], drop_last: false}
+  - {name: assemble, kind: assemble, inputs: [amount, amount_per_txn, country], output: features}
+scorer: {input: features, reg_param: 0.1}
+"""
+
+
+def test_a_custom_stage_plugs_into_both_sides(spark: SparkSession, built: tuple[Config, Path], tmp_path: Path) -> None:
+    wh, _ = built
+    (tmp_path / "small-pipeline.yaml").write_text(CUSTOM_SPEC)
+    pkg = tmp_path / "small"
+    fit(spark, wh, load_spec(tmp_path / "small-pipeline.yaml"), "fraud_daily@latest", pkg, replace=False,
+        progress=Progress("test"))
+    with pytest.raises(UsageError, match="exists"):
+        fit(spark, wh, load_spec(tmp_path / "small-pipeline.yaml"), "fraud_daily@1", pkg, replace=False,
+            progress=Progress("test"))
+    table, _ = collect_examples(spark, wh, SkewOptions(str(pkg), examples=400), read_manifest(pkg))
+    cols = columns_of(table)
+    assert _evaluate(pkg, cols)["passed"]
+
+    def unsmoothed(stage: Any, c: Any) -> dict[str, np.ndarray]:
+        from .custom_stage import per_txn_serving_unsmoothed
+        return {stage.outputs[0].column: per_txn_serving_unsmoothed(
+            {n: c[i] for n, i in zip(stage.input_names, stage.inputs, strict=True)}, {})["amount_per_txn"]}
+
+    loc = _evaluate(pkg, cols, {"per_txn": unsmoothed})["localization"]
+    assert loc["stage"] == "per_txn" and [d["slot"] for d in loc["differing"]] == ["amount_per_txn"]

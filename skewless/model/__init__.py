@@ -1,4 +1,2 @@
-"""The offline model pipeline (Spark ML stages fitted on a dataset version) and its package format.
-
-Empty room: filled by the pre-deploy skew test issue (`transforms.py` fits, `job.py` is `skewless model fit`).
-"""
+"""The offline model pipeline: Spark ML stages declared in YAML (`spec`), fitted on a dataset version
+(`fitting`), written as a sealed package (`job`: `skewless model fit`). Custom stages: `custom`."""

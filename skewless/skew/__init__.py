@@ -1,4 +1,5 @@
 """The pre-deploy skew test: offline pipeline vs packaged serving model on logged examples.
 
-Empty room: `transforms.py` (per-example comparison, bisection over stages), `job.py` (`skewless skew-test`).
+`offline` (Spark: sample, transform, one collect), `evaluate` and `compare` (numpy: per-example
+differences, bisection over stages), `report` (HTML), `history` (`skew_tests`), `job` (`skewless skew-test`).
 """
