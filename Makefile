@@ -12,6 +12,10 @@ SK     := $(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehous
 
 setup: $(STAMP)
 	@$(BIN)/skewless jars fetch
+	@# The HTML reports are checked in a real headless browser: Debian's Chromium, installed once.
+	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium (HTML report tests)"; \
+	    SUDO=$$( [ "$$(id -u)" -eq 0 ] || echo sudo ); \
+	    $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,6 +44,10 @@ demo: setup
 	     FROM labeled_examples GROUP BY 1, 2 ORDER BY 1, 2"
 	$(SK) snapshot create fraud_daily --as-of 2027-04-01
 	$(SK) datasets list
+	$(SK) model fit fraud_daily@latest --spec conf/models/fraud-pipeline.yaml --out $(DEMO)/models/fraud
+	@# The pre-deploy gate: exit 1 (deploy blocked) if any logged example's score differs by > 1e-6.
+	$(SK) skew-test --model $(DEMO)/models/fraud --examples 5000 --report $(DEMO)/skew-report.html
+	$(SK) sql --role ml_engineer "SELECT tested_at, model_version, examples, max_abs_diff, passed FROM skew_tests"
 
 test: setup
 	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
@@ -55,6 +63,7 @@ bench: setup
 	$(PY) bench/labels.py
 	$(PY) bench/labels.py --rows 6000000 --days 180
 	$(PY) bench/snapshot.py
+	$(PY) bench/skew.py
 
 lint: setup
 	$(BIN)/ruff check skewless jobs tests bench
