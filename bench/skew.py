@@ -7,7 +7,7 @@ bench/results/skew.json:
 - the whole `skewless skew-test --examples N` as a user runs it (a fresh process: Spark start
   included; target under 60 s), over a baseline measured in the same run: a fresh process that
   starts the same Spark session and counts the same rows (the floor of any Spark-side test);
-- localization's extra time (a serving bug injected into the scaler) over the plain comparison;
+- localization's extra time (a serving bug injected into the imputer: missing as 0) over the plain comparison;
 - the serving engine's single-example latency (p50, p99) over the scorer alone on a ready vector,
   and its batch throughput.
 """
@@ -182,7 +182,7 @@ def localization(pkg: Path, warehouse: Path, examples: int, hours: str) -> dict[
     from skewless.serving.package import read_manifest
     from skewless.skew.evaluate import columns_of, evaluate
     from skewless.skew.job import SkewOptions, collect_examples, parse_hours
-    from tests.skewbugs import population_std
+    from tests.skewbugs import missing_as_zero
 
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(warehouse=str(warehouse))
     spark = build_session(cfg.spark)
@@ -190,8 +190,7 @@ def localization(pkg: Path, warehouse: Path, examples: int, hours: str) -> dict[
     table, _ = collect_examples(spark, cfg, SkewOptions(str(pkg), examples, hours=parse_hours(hours)), manifest)
     spark.stop()
     offline = columns_of(table)
-    scale = next(s for s in manifest["stages"] if s["name"] == "scale")
-    bug = {"scale": population_std(scale["params"], int(manifest["dataset"]["rows"]))}
+    bug = {"impute": missing_as_zero}
 
     def run(overrides: Any) -> tuple[float, dict[str, Any]]:
         t = time.perf_counter()
