@@ -18,7 +18,7 @@ from pyspark.testing import assertDataFrameEqual
 from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.config import Config, load
-from skewless.core.delta import read_table
+from skewless.core.delta import ensure_table, is_table, read_table, table_property
 from skewless.core.progress import Progress
 from skewless.datasets.versions import reserve_version
 from skewless.ingest import job as compact_run
@@ -155,3 +155,15 @@ def test_a_run_that_started_earlier_but_finished_later_keeps_its_audit_row(
     audit.append(spark, path, early_starter)  # its retried append: a no-op
     rows = spark.read.format("delta").load(path).select(N.RUN_ID).collect()
     assert sorted(r[0] for r in rows) == ["a", "b"]
+
+
+def test_first_writers_racing_to_create_a_table_all_get_it(
+        spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> None:
+    root = tmp_path_factory.mktemp("create")
+    schema = spark.range(1).schema
+    for round_ in range(3):
+        path = str(root / f"t{round_}")
+        _together(*[lambda: ensure_table(spark, path, schema, (), {"delta.appendOnly": "false"})
+                    for _ in range(4)])
+        assert is_table(spark, path)
+        assert table_property(spark, path, "delta.appendOnly") == "false"

@@ -170,7 +170,23 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions:
     builder = DeltaTable.createIfNotExists(spark).location(path).addColumns(schema).partitionedBy(*partitions)
     for key, value in properties.items():
         builder = builder.property(key, value)
-    builder.execute()
+    for attempt in range(1, _CREATE_ATTEMPTS + 1):
+        try:
+            builder.execute()
+            return
+        except Exception:
+            # Two first writers race to create the table: the loser sees the winner's `_delta_log`
+            # before its first commit (DELTA_TABLE_NOT_FOUND) or loses version 0. Once the winner's
+            # commit is visible the table exists; our write then merges its schema into it.
+            time.sleep(0.2 * attempt)
+            if is_table(spark, path):
+                ensure_table(spark, path, schema, partitions, properties)
+                return
+            if attempt == _CREATE_ATTEMPTS:
+                raise
+
+
+_CREATE_ATTEMPTS = 5
 
 
 def _sql_quote(value: str) -> str:
