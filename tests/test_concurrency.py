@@ -163,7 +163,7 @@ def test_first_writers_racing_to_create_a_table_all_get_it(
     schema = spark.range(1).schema
     for round_ in range(3):
         path = str(root / f"t{round_}")
-        _together(*[lambda: ensure_table(spark, path, schema, (), {"delta.appendOnly": "false"})
+        _together(*[lambda p=path: ensure_table(spark, p, schema, (), {"delta.appendOnly": "false"})
                     for _ in range(4)])
         assert is_table(spark, path)
         assert table_property(spark, path, "delta.appendOnly") == "false"
