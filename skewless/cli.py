@@ -62,6 +62,8 @@ COMMANDS: tuple[Command, ...] = (
             "skewless.model.job"),
     Command("skew-test", "block a deploy: offline pipeline vs packaged serving model on logged examples",
             "skewless.skew.job"),
+    Command("drift", "PSI, KS and Jensen-Shannon per feature: a serving slice vs the training reference",
+            "skewless.drift.job"),
     Command("jars", "print the Delta jar paths for `spark-submit --jars` (fetch them with `jars fetch`)",
             "skewless.core.jars", spark=False, config=False),
 )

@@ -47,6 +47,9 @@ def test_usage_error_exit_code(tmp_path: Path) -> None:
     assert out.returncode == 2 and "not an hour" in out.stderr
     out = _run(str(BIN / "skewless"), "--warehouse", str(tmp_path / "wh"), "compact", "--date", "25/11/2026")
     assert out.returncode == 2 and "not a date" in out.stderr
+    out = _run(str(BIN / "skewless"), "--warehouse", str(tmp_path / "wh"), "drift", "--model", "fraud",
+               "--current", "2026-11-25T05..2026-11-25T01")
+    assert out.returncode == 2 and "the last hour is before the first" in out.stderr
     assert not (tmp_path / "wh").exists()
 
 
@@ -91,6 +94,14 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert json.loads(exported.stdout)["rows"] == made["rows_per_split"]["train"] and list(out.glob("*.parquet"))
     missing = _run(str(BIN / "skewless"), *roots, "datasets", "show", "fraud_daily@7")
     assert missing.returncode == 2 and "fraud_daily@7: no such version (versions: 1 published)" in missing.stderr
+
+    # Drift of the served hour against the version trained on it (a dataset reference): nothing drifted.
+    drift = _run(str(BIN / "skewless"), *roots, "drift", "--model", "fraud", "--reference", "fraud_daily@latest",
+                 "--current", "2026-11-25T13")
+    assert drift.returncode == 0, drift.stderr[-3000:]
+    checked = json.loads(drift.stdout.strip().splitlines()[-1])
+    assert checked["reference"] == "fraud_daily@1" and checked["status"] == "ok" and checked["features"] == 19
+    assert checked["rows"]["current"] == summary["loaded"] and Path(checked["report_path"]).is_file()
 
     desc = _run(str(BIN / "skewless"), *roots, "tables", "describe", "feature_logs", "--format", "json")
     assert desc.returncode == 0, desc.stderr[-3000:]

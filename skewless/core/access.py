@@ -31,6 +31,7 @@ WHOLE_TABLE: dict[str, Access] = {
     N.FEATURE_LOGS_QUARANTINE: "restricted", N.LABELS_QUARANTINE: "restricted",
     N.PRIVACY_REQUESTS: "restricted", N.INGESTION_AUDIT: "internal", N.DATASET_VERSIONS: "internal",
     N.FORGOTTEN_SUBJECTS: "restricted", N.SKEW_TESTS: "internal",
+    N.DRIFT_METRICS: "internal", N.DRIFT_REFERENCES: "internal",
 }
 LABEL_CLASS: Access = "internal"  # labels and label-derived columns: model targets, not for every analyst
 

@@ -17,9 +17,12 @@ PRIVACY_REQUESTS: Final = "privacy_requests"
 DATASET_VERSIONS: Final = "dataset_versions"
 DATASET_RESERVATIONS: Final = "dataset_reservations"  # internal: version numbers taken; no role reads it
 SKEW_TESTS: Final = "skew_tests"  # one row per skew-test run (skewless skew-test)
+DRIFT_METRICS: Final = "drift_metrics"  # one row per drift run, segment, feature and metric (skewless drift)
+DRIFT_REFERENCES: Final = "drift_references"  # a reference's bins and histograms, computed once and reused
 FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and labels never load these again
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
-                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS)
+                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS, DRIFT_METRICS,
+                 DRIFT_REFERENCES)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"

@@ -1,0 +1,150 @@
+"""From counts to verdicts: every feature's metrics, their status, and what the report draws.
+
+Pure Python + numpy over the small histograms `profile` collected. A feature's status is its worst
+metric's; distribution metrics on fewer than `min_rows` non-null rows on either side are
+`insufficient_data` (never an alarm), as are share metrics on fewer than `min_rows` rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from skewless.drift import metrics as M
+from skewless.drift.profile import CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
+from skewless.drift.settings import SEVERITY, Defaults, Status, Thresholds
+
+
+@dataclass(frozen=True)
+class Side:
+    """One feature on one side: rows (all of the slice's), nulls, statuses, and its cells or categories."""
+
+    rows: int
+    nulls: int
+    statuses: Mapping[str, int]
+    cells: np.ndarray | None = None
+    categories: Mapping[str, int] | None = None
+
+    @property
+    def present(self) -> int:
+        return self.rows - self.nulls
+
+
+def sides(cells: Iterable[tuple[int, int, str | None, int]], fs: FeatureSet,
+          cuts: list[list[float]]) -> dict[str, Side]:
+    """The collected (f, k, s, n) rows of one segment as a Side per feature."""
+    nn = len(fs.numeric)
+    nulls = [0] * len(fs.names)
+    stat: list[dict[str, int]] = [{} for _ in fs.names]
+    num = [np.zeros(2 * len(c) + 1) for c in cuts]
+    cats: list[dict[str, int]] = [{} for _ in fs.categorical]
+    for f, k, s, n in cells:
+        if k == NULL_KEY:
+            nulls[f] += n
+        elif k == STATUS_KEY:
+            stat[f][str(s)] = stat[f].get(str(s), 0) + n
+        elif f < nn:
+            num[f][k - 1] += n
+        elif k == CATEGORY_KEY:
+            cats[f - nn][str(s)] = cats[f - nn].get(str(s), 0) + n
+    out = {}
+    for i, name in enumerate(fs.names):
+        if i < nn:
+            out[name] = Side(int(nulls[i] + num[i].sum()), nulls[i], stat[i], cells=num[i])
+        else:
+            c = cats[i - nn]
+            out[name] = Side(nulls[i] + sum(c.values()), nulls[i], stat[i], categories=c)
+    return out
+
+
+def merged(parts: Iterable[Side]) -> Side:
+    """Segments summed into one side (the `all` segment)."""
+    items = list(parts)
+    statuses: dict[str, int] = {}
+    for p in items:
+        for k, v in p.statuses.items():
+            statuses[k] = statuses.get(k, 0) + v
+    if items and items[0].cells is not None:
+        cells = np.sum([p.cells for p in items if p.cells is not None], axis=0)
+        return Side(sum(p.rows for p in items), sum(p.nulls for p in items), statuses, cells=cells)
+    cats: dict[str, int] = {}
+    for p in items:
+        for k, v in (p.categories or {}).items():
+            cats[k] = cats.get(k, 0) + v
+    return Side(sum(p.rows for p in items), sum(p.nulls for p in items), statuses, categories=cats)
+
+
+@dataclass(frozen=True)
+class FeatureResult:
+    feature: str
+    feature_type: str
+    status: Status
+    metrics: tuple[dict[str, Any], ...]
+    plot: dict[str, Any] = field(default_factory=dict)  # labels, reference and current shares
+
+    def metric(self, name: str) -> dict[str, Any] | None:
+        return next((m for m in self.metrics if m["metric"] == name), None)
+
+
+def _row(metric: str, value: float, band: Any, enough: bool, **extra: Any) -> dict[str, Any]:
+    status: Status = band.status(value) if enough else "insufficient_data"
+    return {"metric": metric, "value": float(value), "warn": band.warn, "alert": band.alert, "status": status,
+            "reference_value": extra.get("ref"), "current_value": extra.get("cur"),
+            "p_value": extra.get("p"), "error_bound": extra.get("bound"), "detail": extra.get("detail")}
+
+
+def _shares(ref: Side, cur: Side, th: Thresholds, min_rows: int) -> list[dict[str, Any]]:
+    """Null share and each feature_status value's share, compared as signals of their own."""
+    enough = ref.rows >= min_rows and cur.rows >= min_rows
+    out = []
+    for kind, r, c in [("null", ref.nulls, cur.nulls)] + [
+            (s, ref.statuses.get(s, 0), cur.statuses.get(s, 0)) for s in sorted(set(ref.statuses) | set(cur.statuses))]:
+        rs, cs = (r / ref.rows if ref.rows else 0.0), (c / cur.rows if cur.rows else 0.0)
+        out.append(_row(f"share:{kind}", abs(cs - rs), th.share, enough, ref=rs, cur=cs))
+    return out
+
+
+def assess_numeric(name: str, ref: Side, cur: Side, cuts: list[float], psi_cuts: list[float],
+                   th: Thresholds, d: Defaults) -> FeatureResult:
+    assert ref.cells is not None and cur.cells is not None
+    enough = ref.present >= d.min_rows and cur.present >= d.min_rows
+    rb, cb = M.psi_bins(ref.cells, cuts, psi_cuts), M.psi_bins(cur.cells, cuts, psi_cuts)
+    dstat, bound = M.ks(ref.cells, cur.cells)
+    rows = [_row("psi", M.psi(rb, cb, d.epsilon), th.psi, enough),
+            _row("ks", dstat, th.ks, enough, p=M.ks_pvalue(dstat, ref.present, cur.present), bound=bound),
+            *_shares(ref, cur, th, d.min_rows)]
+    edges = [f"< {psi_cuts[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(psi_cuts, psi_cuts[1:], strict=False)] \
+        + [f">= {psi_cuts[-1]:.4g}"]
+    plot = {"labels": edges, "reference": M.shares(rb).tolist(), "current": M.shares(cb).tolist()}
+    return FeatureResult(name, "numeric", _worst(rows), tuple(rows), plot)
+
+
+def assess_categorical(name: str, ftype: str, ref: Side, cur: Side, th: Thresholds, d: Defaults) -> FeatureResult:
+    assert ref.categories is not None and cur.categories is not None
+    enough = ref.present >= d.min_rows and cur.present >= d.min_rows
+    p = M.pool(dict(ref.categories), dict(cur.categories), d.rare_share, d.max_categories, tail=TAIL)
+    rows = [_row("js", M.js_distance(p.ref, p.cur), th.js, enough),
+            _row("psi", M.psi(p.ref, p.cur, d.epsilon), th.psi, enough),
+            _row("unseen", p.unseen_share, th.unseen, enough, detail=f"{p.unseen_count} categories"),
+            *_shares(ref, cur, th, d.min_rows)]
+    plot = {"labels": list(p.categories), "reference": M.shares(p.ref).tolist(), "current": M.shares(p.cur).tolist()}
+    return FeatureResult(name, ftype, _worst(rows), tuple(rows), plot)
+
+
+def _worst(rows: list[dict[str, Any]]) -> Status:
+    worst: Status = "ok"
+    for r in rows:
+        if SEVERITY[r["status"]] > SEVERITY[worst]:
+            worst = r["status"]
+    return worst
+
+
+def sort_by_severity(results: Iterable[FeatureResult]) -> list[FeatureResult]:
+    """Alerts first, then warnings, then the rest; within a status the largest PSI first."""
+    def key(r: FeatureResult) -> tuple[int, float, str]:
+        psi = r.metric("psi")
+        return (-SEVERITY[r.status], -(psi["value"] if psi else 0.0), r.feature)
+    return sorted(results, key=key)
