@@ -53,6 +53,7 @@ def _profile(spark: SparkSession, ref: dict[str, list[Any]], cur: dict[str, list
         return features_frame(spark.createDataFrame(rows, schema), fs)
 
     q = quantile_cuts(frame(ref), fs, grid, 10_000).first()
+    assert q is not None
     cuts = [distinct_cuts(q[f"_n{i}"]) for i in range(len(fs.numeric))]
 
     def counted(cols: dict[str, list[Any]]) -> dict:

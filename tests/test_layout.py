@@ -46,7 +46,8 @@ def test_generate_and_help_start_no_jvm(tmp_path: Path) -> None:
 
 def test_spark_submit_entries_are_thin() -> None:
     entries = sorted((ROOT / "jobs").glob("*.py"))
-    assert {p.stem for p in entries} >= {"compact", "labels", "snapshot", "forget", "purge", "model", "skew_test"}
+    assert {p.stem for p in entries} >= {"compact", "labels", "snapshot", "forget", "purge", "model", "skew_test",
+                                         "drift"}
     for path in entries:
         text = path.read_text()
         assert "sys.path" not in text and len(text.splitlines()) < 15, path

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from skewless.drift import metrics as M
-from skewless.drift.profile import CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
+from skewless.drift.features import CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
 from skewless.drift.settings import SEVERITY, Defaults, Status, Thresholds
 
 

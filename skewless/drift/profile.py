@@ -15,8 +15,6 @@ inside the intervals. Null values have key 0; a categorical value key 1; a featu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from pyspark.ml.feature import Bucketizer
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
@@ -24,28 +22,11 @@ from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.errors import UsageError
+from skewless.drift.features import ALL, CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
 
 SEGMENT = "_segment"
 STATUS = "_status"
-ALL = "all"
-NULL_KEY, CATEGORY_KEY, STATUS_KEY = 0, 1, -1
-TAIL = "__tail__"  # categories past the cap, summed (a high-cardinality feature stays small)
 _INF = float("inf")
-
-
-@dataclass(frozen=True)
-class FeatureSet:
-    """The monitored features in a fixed order: numeric ones first, then categorical (booleans included)."""
-
-    numeric: tuple[str, ...]
-    categorical: tuple[str, ...]
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return self.numeric + self.categorical
-
-    def index(self) -> dict[str, int]:
-        return {name: i for i, name in enumerate(self.names)}
 
 
 def _num(i: int) -> str:
