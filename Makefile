@@ -25,10 +25,12 @@ $(STAMP): pyproject.toml
 
 demo: setup
 	rm -rf $(DEMO)
-	$(SK) generate --start 2026-11-25T00 --hours 3 --rps 40 --seed 7
+	@# Five hours of traffic: 00-02 train the model; 03 and 04 are served after it ships, and from 04
+	@# on the device features drift (the generator's --drift-from).
+	$(SK) generate --start 2026-11-25T00 --hours 5 --rps 40 --seed 7 --drift-from 2026-11-25T04
 	@# Exit 1 = loaded what could be read, and a file could not be read whole: the generator
 	@# simulates a host that crashed mid-upload; the cut file is named in the audit and the quarantine.
-	$(SK) compact --date 2026-11-25 || [ $$? -eq 1 ]
+	for h in 00 01 02; do $(SK) compact --hour 2026-11-25T$$h || [ $$? -eq 1 ] || exit 1; done
 	$(SK) sql --role ml_engineer \
 	    "SELECT event_date, event_hour, model.version AS model_version, count(*) AS rows, \
 	            round(avg(prediction.score), 4) AS avg_score, \
@@ -48,6 +50,15 @@ demo: setup
 	@# The pre-deploy gate: exit 1 (deploy blocked) if any logged example's score differs by > 1e-6.
 	$(SK) skew-test --model $(DEMO)/models/fraud --examples 5000 --report $(DEMO)/skew-report.html
 	$(SK) sql --role ml_engineer "SELECT tested_at, model_version, examples, max_abs_diff, passed FROM skew_tests"
+	@# The model is live: the next hours arrive. Drift against the dataset the package was trained on:
+	@# 03 is all ok (exit 0); in 04 the device features alert (exit 1, checked), the others stay ok.
+	for h in 03 04; do $(SK) compact --hour 2026-11-25T$$h || [ $$? -eq 1 ] || exit 1; done
+	$(SK) drift --model fraud --package $(DEMO)/models/fraud --current 2026-11-25T03
+	$(SK) drift --model fraud --package $(DEMO)/models/fraud --current 2026-11-25T04 --by model.version \
+	    --report $(DEMO)/drift-report.html; test $$? -eq 1
+	$(SK) sql --role ml_engineer \
+	    "SELECT current_slice, segment, feature, metric, round(value, 3) AS value, status FROM drift_metrics \
+	     WHERE status IN ('warn', 'alert') ORDER BY 1, 2, 3, 4"
 
 test: setup
 	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
@@ -64,6 +75,7 @@ bench: setup
 	$(PY) bench/labels.py --rows 6000000 --days 180
 	$(PY) bench/snapshot.py
 	$(PY) bench/skew.py
+	$(PY) bench/drift.py
 
 lint: setup
 	$(BIN)/ruff check skewless jobs tests bench
