@@ -21,6 +21,11 @@ from skewless.core.session import build_session
 ROOT = Path(__file__).resolve().parent.parent
 # The dev profile's per-warehouse keys (made by CLI runs in subprocesses too) stay out of $HOME.
 os.environ.setdefault("SKEWLESS_KEY_DIR", tempfile.mkdtemp(prefix="skewless-test-keys-"))
+# Short-lived JVMs (every CLI or job subprocess a test starts) boot about 20% faster with the C1 compiler
+# only (measured: compact 31 -> 26 s, sql 9.3 -> 7.4 s). The one long-lived test session keeps the
+# default tiered compiler: C1 alone made test_labels 24% slower there.
+_C1_ONLY = "-XX:TieredStopAtLevel=1"
+os.environ.setdefault("SPARK_SUBMIT_OPTS", _C1_ONLY)
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 # A fixed test key (not the demo key): hashes in tests are reproducible and checkable with Python's hmac.
 KEY = HashKey("k1", b"test-key-0123456789abcdef0123456789abcdef", demo=False)
@@ -33,7 +38,14 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     settings = SparkSettings(master="local[2]", app_name="skewless-tests", shuffle_partitions=2,
                              driver_memory="2g", conf={"spark.ui.enabled": "false", "spark.eventLog.enabled": "true",
                                                       "spark.eventLog.dir": f"file:{events}"})
-    session = build_session(settings)
+    mine = os.environ.get("SPARK_SUBMIT_OPTS") == _C1_ONLY
+    if mine:
+        del os.environ["SPARK_SUBMIT_OPTS"]
+    try:
+        session = build_session(settings)
+    finally:
+        if mine:
+            os.environ["SPARK_SUBMIT_OPTS"] = _C1_ONLY
     yield session
     session.stop()
 

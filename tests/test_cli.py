@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from .conftest import ROOT
@@ -18,6 +19,12 @@ BIN = Path(sys.executable).parent
 def _run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
+
+
+def _run_all(*argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """`skewless ARGV` for each argv, all at once; results in argv order."""
+    with ThreadPoolExecutor(len(argvs)) as pool:
+        return list(pool.map(lambda argv: _run(str(BIN / "skewless"), *argv), argvs))
 
 
 def test_help_explains_commands_and_exit_codes() -> None:
@@ -70,12 +77,18 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert summary["records_read"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"]
     assert "hour 2026-11-25T13" in comp.stderr  # progress per hour
 
-    sql = _run(str(BIN / "skewless"), *roots, "sql", "--role", "ml_engineer", "--format", "json",
-               "SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM feature_logs")
+    # Independent commands at once, as users and schedulers run them (each its own JVM): two readers of
+    # feature_logs and the labels run, which writes other tables.
+    sql, desc, lab = _run_all(
+        [*roots, "sql", "--role", "ml_engineer", "--format", "json",
+         "SELECT count(*) AS n, count(DISTINCT request_id) AS ids FROM feature_logs"],
+        [*roots, "tables", "describe", "feature_logs", "--format", "json"],
+        [*roots, "labels", "--through", "2027-03-31"])
     assert sql.returncode == 0, sql.stderr[-3000:]
     assert json.loads(sql.stdout.strip()) == {"n": summary["loaded"], "ids": summary["loaded"]}
-
-    lab = _run(str(BIN / "skewless"), *roots, "labels", "--through", "2027-03-31")
+    assert desc.returncode == 0, desc.stderr[-3000:]
+    columns = {c["column"]: (c["access"], c["action"]) for c in json.loads(desc.stdout)["columns"]}
+    assert columns["entity.email"] == ("restricted", "hash") and columns["logged_at"] == ("public", "keep")
     assert lab.returncode == 0, lab.stderr[-3000:]
     counts = json.loads(lab.stdout.strip().splitlines()[-1])
     assert counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"] > 0
@@ -85,28 +98,21 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert snap.returncode == 0, snap.stderr[-3000:]
     made = json.loads(snap.stdout.strip().splitlines()[-1])
     assert made["status"] == "published" and made["version"] == 1 and Path(made["report"]).is_file()
-    listed = _run(str(BIN / "skewless"), *roots, "datasets", "list")
-    assert listed.returncode == 0 and listed.stdout.startswith("fraud_daily@1\tpublished"), listed.stderr[-2000:]
     out = tmp_path / "train"
-    exported = _run(str(BIN / "skewless"), *roots, "datasets", "export", "fraud_daily@latest", "--split", "train",
-                    "--out", str(out))
+    # Readers of the published version at once: list and show (Arrow, no JVM), export, and drift of the
+    # served hour against the version trained on it (a dataset reference: nothing drifted).
+    listed, missing, exported, drift = _run_all(
+        [*roots, "datasets", "list"], [*roots, "datasets", "show", "fraud_daily@7"],
+        [*roots, "datasets", "export", "fraud_daily@latest", "--split", "train", "--out", str(out)],
+        [*roots, "drift", "--model", "fraud", "--reference", "fraud_daily@latest", "--current", "2026-11-25T13"])
+    assert listed.returncode == 0 and listed.stdout.startswith("fraud_daily@1\tpublished"), listed.stderr[-2000:]
+    assert missing.returncode == 2 and "fraud_daily@7: no such version (versions: 1 published)" in missing.stderr
     assert exported.returncode == 0, exported.stderr[-3000:]
     assert json.loads(exported.stdout)["rows"] == made["rows_per_split"]["train"] and list(out.glob("*.parquet"))
-    missing = _run(str(BIN / "skewless"), *roots, "datasets", "show", "fraud_daily@7")
-    assert missing.returncode == 2 and "fraud_daily@7: no such version (versions: 1 published)" in missing.stderr
-
-    # Drift of the served hour against the version trained on it (a dataset reference): nothing drifted.
-    drift = _run(str(BIN / "skewless"), *roots, "drift", "--model", "fraud", "--reference", "fraud_daily@latest",
-                 "--current", "2026-11-25T13")
     assert drift.returncode == 0, drift.stderr[-3000:]
     checked = json.loads(drift.stdout.strip().splitlines()[-1])
     assert checked["reference"] == "fraud_daily@1" and checked["status"] == "ok" and checked["features"] == 19
     assert checked["rows"]["current"] == summary["loaded"] and Path(checked["report_path"]).is_file()
-
-    desc = _run(str(BIN / "skewless"), *roots, "tables", "describe", "feature_logs", "--format", "json")
-    assert desc.returncode == 0, desc.stderr[-3000:]
-    columns = {c["column"]: (c["access"], c["action"]) for c in json.loads(desc.stdout)["columns"]}
-    assert columns["entity.email"] == ("restricted", "hash") and columns["logged_at"] == ("public", "keep")
 
 
 def test_prod_profile_refuses_the_demo_key_before_any_write(tmp_path: Path) -> None:
