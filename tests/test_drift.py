@@ -49,7 +49,8 @@ def _profile(spark: SparkSession, ref: dict[str, list[Any]], cur: dict[str, list
              grid: int = 100) -> tuple[dict, dict, list[list[float]]]:
     def frame(cols: dict[str, list[Any]]) -> Any:
         rows = list(zip(*cols.values(), strict=True))
-        schema = ", ".join(f"{k} {'double' if k in fs.numeric else 'string'}" for k in cols)
+        types = {"feature_status": "map<string,string>", **{k: "double" for k in fs.numeric}}
+        schema = ", ".join(f"{k} {types.get(k, 'string')}" for k in cols)
         return features_frame(spark.createDataFrame(rows, schema), fs)
 
     q = quantile_cuts(frame(ref), fs, grid, 10_000).first()
@@ -70,6 +71,8 @@ def test_ks_js_and_psi_agree_with_scipy_and_numpy_on_the_same_rows(spark: SparkS
     cur = {"x": rng.normal(0.15, 1.1, m).round(6).tolist(), "k": rng.integers(1, 10, m).astype(float).tolist(),
            "c": rng.choice(["a", "b", "c", "d", "e"], m, p=[0.3, 0.3, 0.2, 0.1, 0.1]).tolist()}
     ref["x"][:40] = [None] * 40
+    # The first 40 timed out; 7 more were defaults; a status of a feature nobody monitors is dropped.
+    ref["feature_status"] = [{"x": "timeout"}] * 40 + [{"x": "default", "other": "error"}] * 7 + [None] * (n - 47)
     fs = FeatureSet(("x", "k"), ("c",))
     r, c, cuts = _profile(spark, ref, cur, fs)
     # Continuous x: the grid's D is a lower bound and D + bound an upper bound of scipy's exact D.
@@ -99,6 +102,7 @@ def test_ks_js_and_psi_agree_with_scipy_and_numpy_on_the_same_rows(spark: SparkS
     got = M.psi(M.psi_bins(r["x"].cells, cuts[0], psi_cuts), M.psi_bins(c["x"].cells, cuts[0], psi_cuts), 1e-4)
     assert got == pytest.approx(want_psi, abs=1e-12)
     assert (r["x"].nulls, r["x"].rows, c["x"].nulls) == (40, n, 0)
+    assert r["x"].statuses == {"timeout": 40, "default": 7} and not r["k"].statuses and not c["x"].statuses
 
 
 @settings(max_examples=60, deadline=None)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from skewless.drift import metrics as M
-from skewless.drift.features import CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
+from skewless.drift.features import CATEGORY_KEY, NULL_KEY, SEP, STATUS_KEY, TAIL, FeatureSet
 from skewless.drift.settings import SEVERITY, Defaults, Status, Thresholds
 
 
@@ -37,6 +37,7 @@ def sides(cells: Iterable[tuple[int, int, str | None, int]], fs: FeatureSet,
           cuts: list[list[float]]) -> dict[str, Side]:
     """The collected (f, k, s, n) rows of one segment as a Side per feature."""
     nn = len(fs.numeric)
+    index = fs.index()
     nulls = [0] * len(fs.names)
     stat: list[dict[str, int]] = [{} for _ in fs.names]
     num = [np.zeros(2 * len(c) + 1) for c in cuts]
@@ -44,8 +45,10 @@ def sides(cells: Iterable[tuple[int, int, str | None, int]], fs: FeatureSet,
     for f, k, s, n in cells:
         if k == NULL_KEY:
             nulls[f] += n
-        elif k == STATUS_KEY:
-            stat[f][str(s)] = stat[f].get(str(s), 0) + n
+        elif k == STATUS_KEY:  # "feature\x00status" (profile.SEP); statuses of unmonitored features dropped
+            name, _, value = str(s).partition(SEP)
+            if (i := index.get(name)) is not None and value:
+                stat[i][value] = stat[i].get(value, 0) + n
         elif f < nn:
             num[f][k - 1] += n
         elif k == CATEGORY_KEY:
@@ -57,6 +60,22 @@ def sides(cells: Iterable[tuple[int, int, str | None, int]], fs: FeatureSet,
         else:
             c = cats[i - nn]
             out[name] = Side(nulls[i] + sum(c.values()), nulls[i], stat[i], categories=c)
+    return out
+
+
+def per_feature(cells: Iterable[tuple[int, int, str | None, int]],
+                fs: FeatureSet) -> list[tuple[int, int, str | None, int]]:
+    """The profile's cells with each feature_status entry moved under its feature (plain status in `s`):
+    the form `drift_references` stores. Statuses of features not monitored are dropped."""
+    index = fs.index()
+    out: list[tuple[int, int, str | None, int]] = []
+    for f, k, s, n in cells:
+        if k == STATUS_KEY:
+            name, _, value = str(s).partition(SEP)
+            if name in index and value:
+                out.append((index[name], k, value, n))
+        else:
+            out.append((f, k, s, n))
     return out
 
 

@@ -32,7 +32,16 @@ from skewless.core.storage import write_text
 from skewless.datasets.catalog_job import load as load_dataset
 from skewless.datasets.versions import resolve, versions_table
 from skewless.drift import alerts, report, store
-from skewless.drift.evaluate import FeatureResult, assess_categorical, assess_numeric, merged, sides, sort_by_severity
+from skewless.drift.evaluate import (
+    FeatureResult,
+    assess_categorical,
+    assess_numeric,
+    merged,
+    per_feature,
+    sides,
+    sort_by_severity,
+)
+from skewless.drift.features import SEP, STATUS_FEATURE, STATUS_KEY
 from skewless.drift.profile import (
     ALL,
     FeatureSet,
@@ -188,7 +197,7 @@ def profile_reference(spark: SparkSession, cfg: Config, mon: Monitoring, model: 
     rows = [{"ref_key": key, "model": model, "reference": ref.label, "created_at": now, "feature": name,
              "feature_index": i, "feature_type": types[name],
              "cuts": cuts[i] if i < len(cuts) else [], "psi_cuts": psi_cuts[i] if i < len(cuts) else [],
-             "cells": [{"k": k, "s": s, "n": n} for f, k, s, n in cells if f == i]}
+             "cells": [{"k": k, "s": s, "n": n} for f, k, s, n in per_feature(cells, fs) if f == i]}
             for i, name in enumerate(fs.names)]
     store.save_reference(spark, path, rows, cfg.privacy_policy)
     progress.step(f"reference {ref.label}: histograms of {len(rows)} features cached in {N.DRIFT_REFERENCES}")
@@ -206,7 +215,8 @@ def segment_column(by: str | None) -> Column | None:
 def _reference_sides(rows: list[dict[str, Any]], fs: FeatureSet) -> tuple[list[list[float]], list[list[float]], dict]:
     cuts = [list(r["cuts"]) for r in rows[:len(fs.numeric)]]
     psi_cuts = [list(r["psi_cuts"]) for r in rows[:len(fs.numeric)]]
-    cells = [(r["feature_index"], c["k"], c["s"], c["n"]) for r in rows for c in r["cells"]]
+    cells = [(STATUS_FEATURE, c["k"], f"{r['feature']}{SEP}{c['s']}", c["n"]) if c["k"] == STATUS_KEY
+             else (r["feature_index"], c["k"], c["s"], c["n"]) for r in rows for c in r["cells"]]
     return cuts, psi_cuts, sides(cells, fs, cuts)
 
 

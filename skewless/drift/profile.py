@@ -15,18 +15,18 @@ inside the intervals. Null values have key 0; a categorical value key 1; a featu
 
 from __future__ import annotations
 
-from pyspark.ml.feature import Bucketizer
+import json
+
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.errors import UsageError
-from skewless.drift.features import ALL, CATEGORY_KEY, NULL_KEY, STATUS_KEY, TAIL, FeatureSet
+from skewless.drift.features import ALL, CATEGORY_KEY, NULL_KEY, SEP, STATUS_FEATURE, STATUS_KEY, TAIL, FeatureSet
 
 SEGMENT = "_segment"
 STATUS = "_status"
-_INF = float("inf")
 
 
 def _num(i: int) -> str:
@@ -54,7 +54,9 @@ def features_frame(df: DataFrame, fs: FeatureSet, segment: Column | None = None)
               else F.lit(None).cast("map<string,string>"))
     return df.select(
         (segment.cast("string") if segment is not None else F.lit(ALL)).alias(SEGMENT),
-        *[_feature(df, n).cast("double").alias(_num(i)) for i, n in enumerate(fs.numeric)],
+        # NaN (never in feature_logs: quarantined as non_finite_number) is counted as missing.
+        *[F.nanvl(_feature(df, n).cast("double"), F.lit(None).cast("double")).alias(_num(i))
+          for i, n in enumerate(fs.numeric)],
         *[_feature(df, n).cast("string").alias(_cat(i)) for i, n in enumerate(fs.categorical)],
         status.alias(STATUS),
     )
@@ -81,45 +83,56 @@ def cell_counts(frame: DataFrame, fs: FeatureSet, cuts: list[list[float]], cap: 
     if len(cuts) != len(fs.numeric):
         raise ValueError(f"cuts for {len(cuts)} numeric features, expected {len(fs.numeric)}")
     nn = len(fs.numeric)
-    binned = frame
-    if nn:
-        binned = frame.select("*", *[(-F.col(_num(i))).alias(f"_m{i}") for i in range(nn)])
-        left = Bucketizer(inputCols=[_num(i) for i in range(nn)], outputCols=[f"_l{i}" for i in range(nn)],
-                          splitsArray=[[-_INF, *c, _INF] for c in cuts])
-        right = Bucketizer(inputCols=[f"_m{i}" for i in range(nn)], outputCols=[f"_r{i}" for i in range(nn)],
-                           splitsArray=[[-_INF, *sorted(-x for x in c), _INF] for c in cuts])
-        binned = right.transform(left.transform(binned))
-    elems = []
-    for i, c in enumerate(cuts):
-        lo, hi = F.col(f"_l{i}").cast("int"), F.col(f"_r{i}").cast("int")
-        key = F.when(F.col(_num(i)).isNull(), F.lit(NULL_KEY)).otherwise(
-            2 * lo + F.when(lo + hi == F.lit(len(c)), 1).otherwise(0))
-        elems.append(F.struct(F.lit(i).alias("f"), key.alias("k"), F.lit(None).cast("string").alias("s")))
-    for j in range(len(fs.categorical)):
-        v = F.col(_cat(j))
-        elems.append(F.struct(F.lit(nn + j).alias("f"), F.when(v.isNull(), F.lit(NULL_KEY))
-                              .otherwise(F.lit(CATEGORY_KEY)).alias("k"), v.alias("s")))
-    index = F.create_map(*[x for name, i in fs.index().items() for x in (F.lit(name), F.lit(i))])
-    statuses = F.filter(
-        F.transform(F.coalesce(F.map_entries(F.col(STATUS)), F.array().cast("array<struct<key:string,value:string>>")),
-                    lambda e: F.struct(F.try_element_at(index, e["key"]).alias("f"), F.lit(STATUS_KEY).alias("k"),
-                                       e["value"].alias("s"))),
-        lambda x: x["f"].isNotNull() & x["s"].isNotNull())
-    cells = (binned.select(SEGMENT, F.explode(F.concat(F.array(*elems), statuses)).alias("_e"))
+    binned = _bucketize(frame, [_num(i) for i in range(nn)], [f"_l{i}" for i in range(nn)], cuts) if nn else frame
+    # Built as one SQL expression (one parse in the JVM), not a Column per literal (a py4j call each).
+    elems = [_numeric_cell(i, c) for i, c in enumerate(cuts)] + [
+        f"named_struct('f', {nn + j}, 'k', CASE WHEN {_cat(j)} IS NULL THEN {NULL_KEY} ELSE {CATEGORY_KEY} END, "
+        f"'s', {_cat(j)})" for j in range(len(fs.categorical))]
+    # A feature_status entry travels as "feature\x00status" under f = -1: no per-row lookup of the
+    # feature's index (the driver maps names, and drops statuses of features it does not monitor).
+    entries = F.coalesce(F.map_entries(F.col(STATUS)), F.array().cast("array<struct<key:string,value:string>>"))
+    statuses = F.transform(entries, lambda e: F.struct(F.lit(STATUS_FEATURE).alias("f"), F.lit(STATUS_KEY).alias("k"),
+                                                      F.concat(e["key"], F.lit(SEP), e["value"]).alias("s")))
+    cells = (binned.select(SEGMENT, F.explode(F.concat(F.expr(f"array({', '.join(elems)})"), statuses)).alias("_e"))
              .groupBy(SEGMENT, F.col("_e.f").alias("f"), F.col("_e.k").alias("k"), F.col("_e.s").alias("s"))
              .agg(F.count(F.lit(1)).alias("n")))
     return _capped(cells, cap, nn)
 
 
+def _numeric_cell(i: int, cuts: list[float]) -> str:
+    """Feature i's cell as SQL: L = #cuts <= v (the Bucketizer's output); v is the cut point g_L itself
+    (cell 2L) or strictly inside (g_L, g_L+1) (cell 2L + 1); null is cell 0 (NULL_KEY). The cuts are a
+    literal array (folded once, not built per row); repr() round-trips every double exactly."""
+    values = ", ".join(f"CAST('{c!r}' AS DOUBLE)" for c in cuts)
+    lo = f"CAST(_l{i} AS INT)"
+    point = f"({lo} >= 1 AND element_at(array({values}), greatest({lo}, 1)) = {_num(i)})"
+    return (f"named_struct('f', {i}, 'k', CASE WHEN {_num(i)} IS NULL THEN {NULL_KEY} "
+            f"ELSE 2 * {lo} + CASE WHEN {point} THEN 0 ELSE 1 END END, 's', CAST(NULL AS STRING))")
+
+
+def _bucketize(df: DataFrame, inputs: list[str], outputs: list[str], cuts: list[list[float]]) -> DataFrame:
+    """Spark ML's Bucketizer (a binary search in the JVM) over many columns, splits (-inf, cuts, +inf).
+
+    Its parameters go to the JVM as one JSON string each: PySpark's own transfer makes a py4j call per
+    split, 16,000 of them for 80 features of 100 cuts, seconds of planning for every check."""
+    jvm = df.sparkSession._jvm
+    assert jvm is not None
+    jb = jvm.org.apache.spark.ml.feature.Bucketizer()
+    jb.setInputCols(jb.inputCols().jsonDecode(json.dumps(inputs)))
+    jb.setOutputCols(jb.outputCols().jsonDecode(json.dumps(outputs)))
+    jb.setSplitsArray(jb.splitsArray().jsonDecode(json.dumps([["-Inf", *c, "Inf"] for c in cuts])))
+    return DataFrame(jb.transform(df._jdf), df.sparkSession)
+
+
 def _capped(cells: DataFrame, cap: int, nn: int) -> DataFrame:
-    """Keep every numeric cell and status; the `cap` largest categories per (segment, feature)."""
+    """Keep every numeric cell and status; the `cap` largest categories per (segment, feature), the rest
+    summed under TAIL. One pass over the grouped counts: a window, then a small re-aggregation (a union
+    of kept and tail would run the explode and its groupBy twice)."""
     is_cat = (F.col("f") >= F.lit(nn)) & (F.col("k") == F.lit(CATEGORY_KEY))
     rank = F.row_number().over(Window.partitionBy(SEGMENT, "f", "k").orderBy(F.desc("n"), F.asc("s")))
-    ranked = cells.withColumn("_rank", F.when(is_cat, rank).otherwise(F.lit(1)))
-    kept = ranked.where(F.col("_rank") <= cap).drop("_rank")
-    tail = (ranked.where(F.col("_rank") > cap).groupBy(SEGMENT, "f", "k")
-            .agg(F.lit(TAIL).alias("s"), F.sum("n").alias("n")))
-    return kept.unionByName(tail)
+    label = F.when(is_cat & (rank > F.lit(cap)), F.lit(TAIL)).otherwise(F.col("s"))
+    return cells.select(SEGMENT, "f", "k", label.alias("s"), "n").groupBy(SEGMENT, "f", "k", "s").agg(
+        F.sum("n").alias("n"))
 
 
 def with_statuses(rows: DataFrame, logs: DataFrame, first_day: object, last_day: object) -> DataFrame:
