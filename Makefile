@@ -61,7 +61,7 @@ demo: setup
 	     WHERE status IN ('warn', 'alert') ORDER BY 1, 2, 3, 4"
 
 test: setup
-	$(BIN)/pytest -q --durations=10 $(PYTEST_ARGS)
+	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # The long kill campaign (make test kills each job once): compact, labels and snapshot create each
 # SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos-*.json.
