@@ -7,10 +7,10 @@ feature; what comes back is small: at most `cap` categories per feature, cells p
 
 Numeric cells. With K distinct cuts g_1 < ... < g_K, a value falls in one of 2K+1 ordered cells:
 the open interval below g_1, the point g_1, the open interval (g_1, g_2), ..., the point g_K, the
-interval above it. Cell key = 2L + interior, L = #cuts <= v (one Bucketizer), interior decided by a
-second Bucketizer on -v (#cuts >= v): a value is a cut exactly when the two counts overlap. Points
-make the KS statistic exact at every cut (ties included) and bound its error by the mass strictly
-inside the intervals. Null values have key 0; a categorical value key 1; a feature_status entry -1.
+interval above it. Cell key = 2L + (0 if v == g_L else 1), L = #cuts <= v (one Bucketizer for all
+features). Points make the KS statistic exact at every cut (ties included) and bound its error by the
+mass strictly inside the intervals. Null values have key 0; a categorical value key 1; a
+feature_status entry key -1, under feature -1, as "feature" SEP "status".
 """
 
 from __future__ import annotations
