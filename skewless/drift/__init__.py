@@ -2,5 +2,5 @@
 
 `profile` (Spark: cuts and cell counts, a constant number of passes), `metrics` and `evaluate` (numpy:
 the formulas and the verdicts), `settings` (conf/monitoring.yaml), `store` (the Delta tables),
-`report` (the HTML page), `alerts` (the webhook), `job` (`skewless drift`).
+`reference` (the two sides), `report` (the HTML page), `alerts` (the webhook), `job` (`skewless drift`).
 """
