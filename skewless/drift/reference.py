@@ -18,6 +18,7 @@ from skewless.core import names as N
 from skewless.core.config import Config
 from skewless.core.delta import read_table
 from skewless.core.errors import UsageError
+from skewless.core.frames import served_between
 from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.datasets.catalog_job import load as load_dataset
@@ -89,10 +90,7 @@ def choose_reference(spark: SparkSession, cfg: Config, mon: Monitoring, args: ar
 
 
 def served_rows(spark: SparkSession, cfg: Config, model: str, s: Slice) -> DataFrame:
-    logs = read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS)
-    return logs.where((F.col(N.EVENT_DATE) >= F.lit(s.start.date())) & (F.col(N.EVENT_DATE) <= F.lit(s.end.date()))
-                      & (F.col(N.LOGGED_AT) >= F.lit(s.start)) & (F.col(N.LOGGED_AT) < F.lit(s.end))
-                      & (F.col(N.MODEL)["name"] == model))
+    return served_between(read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS), model, s.start, s.end)
 
 
 def reference_rows(spark: SparkSession, cfg: Config, model: str, ref: Reference) -> DataFrame:

@@ -19,7 +19,7 @@ from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.errors import UsageError
-from skewless.core.frames import require_columns
+from skewless.core.frames import require_columns, served_between
 from skewless.skew.evaluate import SERVED_SCORE, SERVED_VERSION
 
 SAMPLE_SEED = "skewless-skew-test"
@@ -45,9 +45,7 @@ def raw_features(df: DataFrame, features: list[str]) -> list[Column]:
 def from_feature_logs(logs: DataFrame, model: str, start: datetime, end: datetime, features: list[str]) -> DataFrame:
     """Logged examples of `model` served in [start, end): raw vectors as served, with the served score."""
     require_columns(logs, (N.REQUEST_ID, N.MODEL, N.PREDICTION, N.EVENT_DATE, N.LOGGED_AT), "from_feature_logs")
-    rows = logs.where((F.col(N.EVENT_DATE) >= F.lit(start.date())) & (F.col(N.EVENT_DATE) <= F.lit(end.date()))
-                      & (F.col(N.LOGGED_AT) >= F.lit(start)) & (F.col(N.LOGGED_AT) < F.lit(end))
-                      & (F.col(N.MODEL)["name"] == model))
+    rows = served_between(logs, model, start, end)
     return rows.select(N.REQUEST_ID, F.col(N.MODEL)["version"].alias(SERVED_VERSION),
                        F.col(N.PREDICTION)[N.SCORE].cast("double").alias(SERVED_SCORE), *raw_features(rows, features))
 
