@@ -49,6 +49,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("compact", "compact landing hours into feature_logs, its quarantine and the audit", "skewless.ingest.job"),
     Command("labels", "ingest label dates and update labeled_examples (point-in-time correct)", "skewless.labels.job"),
     Command("sql", "run Spark SQL where the project's tables resolve by plain name, as a role", "skewless.sql.job"),
+    Command("sql-user", "add a user to the password file of `skewless sql --serve` (PBKDF2-SHA256)",
+            "skewless.sql.passwords", spark=False, config=False),
     Command("tables", "list the tables, or describe one with every column's access tag", "skewless.sql.tables_job"),
     Command("forget", "delete a subject from every table, physically (VACUUM), and log the request",
             "skewless.privacy.job", runner="run_forget", add="add_forget_arguments"),

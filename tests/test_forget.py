@@ -29,7 +29,7 @@ from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 from skewless.privacy import job as forget_run
 from skewless.privacy.transforms import pseudonyms
-from skewless.sql.job import register_role_views
+from skewless.sql.roles import register_role_views
 
 from .conftest import KEY, ROOT, record, write_hour
 

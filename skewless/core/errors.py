@@ -94,3 +94,9 @@ class VersionTakenError(SkewlessError):
     def __init__(self, name: str, tried: list[int]) -> None:
         super().__init__(f"{name}: versions {tried} were each reserved by a concurrent `snapshot create`; "
                          "nothing was written; run it again")
+
+
+class GuardUnavailableError(SkewlessError):
+    """The SQL extension that enforces roles is not active in the session: nothing may run as a role."""
+
+    exit_code = 2

@@ -1,8 +1,11 @@
-"""The Delta Lake jars: fetched once from Maven Central (SHA-1 checked) into a user-level cache.
+"""The session's jars: Delta Lake's, fetched once from Maven Central (SHA-1 checked), and the project's
+own SQL extension (the role guard), compiled from its Java source with the JDK against the installed
+pyspark's jars.
 
-`skewless jars fetch` downloads and verifies them (run by `make setup`) into $SKEWLESS_JARS_DIR, by
-default the user's cache (~/.cache/skewless/jars), shared by every checkout and install;
-`skewless jars` prints the comma-separated list for `spark-submit --jars`.
+`skewless jars fetch` downloads, verifies and builds them (run by `make setup`) into $SKEWLESS_JARS_DIR,
+by default the user's cache (~/.cache/skewless/jars), shared by every checkout and install;
+`skewless jars` prints the comma-separated list for `spark-submit --jars`. The extension's jar is named
+by a hash of its sources, so a changed source is a new jar, built on first use if `make setup` did not.
 """
 
 from __future__ import annotations
@@ -10,8 +13,12 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import shutil
+import subprocess
 import sys
+import tempfile
 import urllib.request
+from importlib import resources
 from pathlib import Path
 
 from skewless.core.errors import DeltaJarsMissingError
@@ -39,11 +46,60 @@ def jar_paths() -> list[Path]:
 
 
 def require_jars() -> list[Path]:
+    """Delta's jars and the guard extension's (built here if its sources changed since the last build)."""
     paths = jar_paths()
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
         raise DeltaJarsMissingError(f"Delta jars missing: {missing}; run `make setup` (skewless jars fetch)")
-    return paths
+    return [*paths, build_extension()]
+
+
+def _extension_sources() -> list[tuple[str, bytes]]:
+    # Package data read as resources (the package may be a zip under spark-submit --py-files).
+    folder = resources.files("skewless").joinpath("sql", "jvm")
+    return sorted((f.name, f.read_bytes()) for f in folder.iterdir() if f.name.endswith(".java"))
+
+
+def extension_jar() -> Path:
+    digest = hashlib.sha256()
+    for name, body in _extension_sources():
+        digest.update(name.encode() + b"\0" + body + b"\0")
+    digest.update(SPARK_MINOR.encode())
+    return jars_dir() / f"skewless-sql-extension-{digest.hexdigest()[:12]}.jar"
+
+
+def _spark_jars() -> Path:
+    return Path(str(resources.files("pyspark").joinpath("jars")))
+
+
+def build_extension() -> Path:
+    """The extension's jar, compiled with javac against pyspark's and Delta's jars if it is not there.
+    Built in a private folder and renamed into place: concurrent first uses all end with one whole jar."""
+    dest = extension_jar()
+    if dest.is_file():
+        return dest
+    javac, jar = shutil.which("javac"), shutil.which("jar")
+    if javac is None or jar is None:
+        raise DeltaJarsMissingError("javac and jar (JDK 17) are needed to build the SQL extension; "
+                                    "install a JDK, or run `make setup` where one is")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    classpath = os.pathsep.join([str(_spark_jars() / "*"), *(str(p) for p in jar_paths())])
+    with tempfile.TemporaryDirectory(dir=dest.parent, prefix=".build-") as tmp:
+        src, classes = Path(tmp, "src"), Path(tmp, "classes")
+        src.mkdir()
+        files = []
+        for name, body in _extension_sources():
+            (src / name).write_bytes(body)
+            files.append(str(src / name))
+        for cmd in ([javac, "-nowarn", "--release", "17", "-d", str(classes), "-cp", classpath, *files],
+                    [jar, "cf", str(Path(tmp, "out.jar")), "-C", str(classes), "."]):
+            done = subprocess.run(cmd, capture_output=True, text=True, check=False)
+            if done.returncode != 0:
+                raise DeltaJarsMissingError(f"building the SQL extension failed: {' '.join(cmd[:2])}: "
+                                            f"{done.stderr.strip()[-2000:]}")
+        Path(tmp, "out.jar").replace(dest)
+    print(f"built {dest.name}", file=sys.stderr)
+    return dest
 
 
 def fetch() -> list[Path]:
@@ -65,12 +121,14 @@ def fetch() -> list[Path]:
         tmp.write_bytes(body)
         tmp.replace(dest)  # atomic: a killed fetch never leaves a half jar under the final name
         print(f"fetched {dest.name} ({len(body) // 1024} KiB)", file=sys.stderr)
-    return jar_paths()
+    build_extension()
+    return require_jars()
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=("path", "fetch"), default="path",
-                   help="path (default): print the jar list; fetch: download and verify them")
+                   help="path (default): print the jar list; fetch: download and verify Delta's, build the "
+                        "SQL extension")
 
 
 def run(args: argparse.Namespace) -> int:

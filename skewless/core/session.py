@@ -7,14 +7,24 @@ line and are never set here; under plain `python` they come from conf/warehouse.
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
+import threading
 from contextlib import ExitStack
 from importlib import resources
+from typing import IO
 
+from pyspark import SparkConf, SparkContext
+from pyspark.java_gateway import launch_gateway
 from pyspark.sql import SparkSession
 
 from skewless.core.config import SparkSettings
 from skewless.core.jars import require_jars
+
+
+GUARD_EXTENSION = "io.skewless.sql.SkewlessSqlExtension"
+# The one line the JVM prints on every start because Spark's launcher adds the Vector API module.
+_JVM_NOISE = (b"WARNING: Using incubator modules:",)
 
 
 def under_spark_submit() -> bool:
@@ -24,11 +34,15 @@ def under_spark_submit() -> bool:
 
 def base_conf(settings: SparkSettings) -> dict[str, str]:
     conf = {
-        "spark.sql.extensions": "io.delta.sql.DeltaSparkSessionExtension",
+        # Delta's parser first, the role guard (skewless/sql/jvm) last: it wraps the parser Delta built, so
+        # it sees Delta's commands too. The guard does nothing until a session is bound to a role.
+        "spark.sql.extensions": f"io.delta.sql.DeltaSparkSessionExtension,{GUARD_EXTENSION}",
         "spark.sql.catalog.spark_catalog": "org.apache.spark.sql.delta.catalog.DeltaCatalog",
         "spark.sql.session.timeZone": "UTC",
         "spark.sql.shuffle.partitions": str(settings.shuffle_partitions),
         "spark.ui.showConsoleProgress": "false",
+        # `skewless sql --serve`: every JDBC connection shares the one session bound to the role (static).
+        "spark.sql.hive.thriftServer.singleSession": "true",
         # Delta's replaceWhere on data columns (landing_hour) is how a rerun replaces its own rows.
         "spark.databricks.delta.replaceWhere.dataColumns.enabled": "true",
         "spark.databricks.delta.schema.autoMerge.enabled": "false",
@@ -68,9 +82,30 @@ def build_session(settings: SparkSettings, *, verbose: bool = False) -> SparkSes
                                                                            java]))
         # Local mode talks to itself only: bind to loopback instead of guessing an interface.
         os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+    if not verbose and not under_spark_submit():
+        _start_quiet_jvm(conf)
     for key, value in conf.items():
         builder = builder.config(key, value)
     spark = builder.getOrCreate()
     # Under spark-submit the JVM (and its log4j configuration) came from the submit line.
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
     return spark
+
+
+def _start_quiet_jvm(conf: dict[str, str]) -> None:
+    """Start the driver JVM with its stderr through a filter that drops the start-up noise above and
+    passes every other byte on to this process's stderr. Only when no JVM exists yet."""
+    if SparkContext._gateway is not None or SparkContext._active_spark_context is not None:
+        return
+    spark_conf = SparkConf(loadDefaults=False)
+    for key, value in conf.items():
+        spark_conf.set(key, value)
+    gateway = launch_gateway(spark_conf, popen_kwargs={"stderr": subprocess.PIPE})
+    threading.Thread(target=_forward, args=(gateway.proc.stderr,), name="jvm-stderr", daemon=True).start()
+    SparkContext._ensure_initialized(gateway=gateway, conf=spark_conf)
+
+
+def _forward(stream: IO[bytes]) -> None:
+    for line in iter(stream.readline, b""):
+        if not line.startswith(_JVM_NOISE):
+            os.write(2, line)

@@ -1,149 +1,85 @@
-"""The query guard of `skewless sql`: a role's query runs only when Spark's own plans show that it
-reads the role's views and nothing else. Nothing is executed before both checks pass.
+"""Statements on a bound session, and the guard's refusals reported well.
 
-1. The parsed plan (Spark's parser; nothing runs): one statement; no command, DDL, DML, `SET`,
-   `ADD JAR`, cache or time travel anywhere, also inside CTEs and subqueries; the only commands are
-   `DESCRIBE` of one of the role's views and a plain `SHOW TABLES`. No JVM reflection function.
-2. The analysed plan (analysis resolves names, runs nothing): every leaf relation, including those of
-   subqueries and CTEs, is one of the role's temporary views, an inline table or `range()`; a file
-   source, a path table or any other relation fails closed. No reflection expression anywhere.
-
-`spark.sql.runSQLOnFiles=false` is set by the caller as a second wall. This guards what this tool
-runs; it is not storage security (see docs/security.md).
+The rules are the SQL extension's (skewless/sql/jvm/PlanChecks.java): an allow-list over Spark's parsed
+plan, checked in the session's parser before anything is analysed, and a check rule over the analysed
+plan before anything runs. This module only turns what the JVM raised into the project's errors:
+QueryRefusedError (what and why), AccessDeniedError (a hidden column or table, with its access class),
+UsageError (a statement Spark cannot parse or analyse).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Any
+import logging
+import re
 
-from py4j.protocol import Py4JJavaError
-from pyspark.errors.exceptions.captured import convert_exception
+from py4j.protocol import Py4JError, Py4JJavaError
+from pyspark.errors import AnalysisException, ParseException, PySparkException
+from pyspark.sql import DataFrame, SparkSession
 
-from skewless.core.errors import QueryRefusedError
+from skewless.core.errors import AccessDeniedError, QueryRefusedError, UsageError
+from skewless.sql.roles import Binding
 
-_LOGICAL = "org.apache.spark.sql.catalyst.plans.logical."
-# Commands a role may run: they only show what its views already show.
-_ALLOWED_COMMANDS = {_LOGICAL + "DescribeRelation", _LOGICAL + "ShowTables"}
-_COMMAND_TYPES = (_LOGICAL + "Command", _LOGICAL + "ParsedStatement")
-_REFLECTION_FUNCTIONS = {"reflect", "java_method", "try_reflect"}
-_REFLECTION_EXPRESSIONS = {"CallMethodViaReflection", "TryReflect"}
-# Leaves that read no table: VALUES, SELECT without FROM, range(), a CTE reference (its definition is
-# checked where it is defined).
-_SAFE_LEAVES = {"LocalRelation", "OneRowRelation", "Range", "CTERelationRef"}
+_REFUSED = re.compile(r"query refused: (?P<what>.+?): (?P<why>[^\n]+)")
 
 
-def _seq(scala_seq: Any) -> Iterator[Any]:
-    for i in range(scala_seq.size()):
-        yield scala_seq.apply(i)
+def refusal_in(exc: BaseException) -> QueryRefusedError | None:
+    """The guard's refusal carried by a JVM error, whichever wrapper Spark or py4j put around it."""
+    texts = [str(exc)]
+    if isinstance(exc, Py4JJavaError):
+        texts.insert(0, str(exc.java_exception.toString()))
+    for text in texts:
+        m = _REFUSED.search(text)
+        if m:
+            return QueryRefusedError(m["what"], m["why"].strip())
+    return None
 
 
-def _class_name(obj: Any) -> str:
-    return str(obj.getClass().getName())
+def run_statement(spark: SparkSession, binding: Binding, statement: str) -> DataFrame:
+    """The statement as a DataFrame, after both checks passed. A query is only parsed and analysed
+    here (a command the guard allows, DESCRIBE or SHOW, has run and its result is local)."""
+    # PySpark logs every failed analysis at ERROR with the Java stack; the error below says it plainly.
+    logging.getLogger("SQLQueryContextLogger").setLevel(logging.CRITICAL)
+    try:
+        return spark.sql(statement)
+    except (AnalysisException, ParseException) as exc:
+        refused = refusal_in(exc)
+        if refused is not None:
+            raise refused from None
+        params = exc.getMessageParameters() or {} if isinstance(exc, AnalysisException) else {}
+        unresolved = [v for k, v in params.items() if k in ("objectName", "fieldName", "relationName")]
+        denied = denied_reference(statement, binding.hidden, unresolved) if isinstance(exc, AnalysisException) \
+            else None
+        if denied is not None:
+            raise AccessDeniedError(binding.role, denied[0], denied[1], binding.clearance) from None
+        raise UsageError(f"query rejected: {exc.getMessage() if hasattr(exc, 'getMessage') else exc}") from None
+    except (Py4JJavaError, PySparkException, Py4JError) as exc:
+        refused = refusal_in(exc)
+        if refused is not None:
+            raise refused from None
+        raise
 
 
-def _simple_name(obj: Any) -> str:
-    return _class_name(obj).rsplit(".", 1)[-1].rstrip("$").rsplit("$", 1)[-1]  # Scala objects end in $
+def denied_reference(query: str, hidden: dict[str, str], unresolved: list[str]) -> tuple[str, str] | None:
+    """The hidden table or column behind a failed query: first among the names Spark could not
+    resolve, else the first one the query text names (by full path or last part). Only used to word an
+    error the guard or Spark already raised; it decides nothing."""
+    for text in (" ".join(unresolved), query):
+        found = _named(text, hidden)
+        if found is not None:
+            return found
+    return None
 
 
-class _Jvm:
-    """The few JVM calls the guard makes, on the session's gateway."""
-
-    def __init__(self, spark: Any) -> None:
-        self.jvm = spark.sparkContext._jvm
-        self.session = spark._jsparkSession
-        self._classes = {name: self.jvm.java.lang.Class.forName(name) for name in _COMMAND_TYPES}
-
-    def is_command(self, node: Any) -> bool:
-        return any(cls.isInstance(node) for cls in self._classes.values()) or \
-            _class_name(node).startswith("org.apache.spark.sql.execution.command.")
-
-    def parse(self, query: str) -> Any:
-        try:
-            return self.session.sessionState().sqlParser().parsePlan(query)
-        except Py4JJavaError as exc:  # as pyspark raises it from spark.sql: a ParseException
-            raise convert_exception(exc.java_exception) from None
-
-
-def _plan_nodes(plan: Any) -> Iterator[Any]:
-    """Every node of a plan, with CTE definitions (inner children) and subquery plans."""
-    stack = [plan]
-    while stack:
-        node = stack.pop()
-        yield node
-        stack.extend(_seq(node.children()))
-        stack.extend(_seq(node.innerChildren()))
-        stack.extend(_seq(node.subqueries()))
-
-
-def _expressions(node: Any) -> Iterator[Any]:
-    stack = list(_seq(node.expressions()))
-    while stack:
-        expr = stack.pop()
-        yield expr
-        stack.extend(_seq(expr.children()))
-
-
-def check_parsed(spark: Any, query: str, views: set[str]) -> bool:
-    """Refuse (QueryRefusedError) unless the query is a read query or an allowed command; whether it
-    is an (allowed) command, which spark.sql then runs eagerly and whose result is a local table."""
-    jvm = _Jvm(spark)
-    plan = jvm.parse(query)  # a ParseException (several statements, bad syntax) propagates to the caller
-    command = False
-    for node in _plan_nodes(plan):
-        name = _simple_name(node)
-        if name == "RelationTimeTravel":
-            raise QueryRefusedError("time travel", "a role reads the current version of its views only")
-        if jvm.is_command(node):
-            _check_command(node, name, views)
-            command = True
-        if name == "UnresolvedRelation":
-            parts = [str(p) for p in _seq(node.multipartIdentifier())]
-            if len(parts) > 1:  # `delta`.`/path`, parquet.`...`, catalog.db.table: never a role's view
-                raise QueryRefusedError(f"relation {'.'.join(parts)}", "a role reads its views only: no file "
-                                                                       "source, path table or catalog table")
-        for expr in _expressions(node):
-            if _simple_name(expr) == "UnresolvedFunction":
-                fn = str(expr.nameParts().last()).lower()
-                if fn in _REFLECTION_FUNCTIONS:
-                    raise QueryRefusedError(f"function {fn}()", "it calls JVM methods, outside every view")
-    return command
-
-
-def _check_command(node: Any, name: str, views: set[str]) -> None:
-    if _class_name(node) not in _ALLOWED_COMMANDS:
-        raise QueryRefusedError(f"command {name}", "only read queries (SELECT, WITH, VALUES), DESCRIBE of "
-                                                  "a view and SHOW TABLES run here")
-    if name == "DescribeRelation":
-        target = node.relation()
-        parts = [str(p) for p in _seq(target.multipartIdentifier())] if _simple_name(target) in (
-            "UnresolvedTableOrView", "UnresolvedTable", "UnresolvedView") else []
-        if len(parts) != 1 or parts[0] not in views:
-            raise QueryRefusedError(f"DESCRIBE {'.'.join(parts) or _simple_name(target)}",
-                                    f"a role describes its own views only ({', '.join(sorted(views))})")
-    if name == "ShowTables" and _simple_name(node.namespace()) != "CurrentNamespace":
-        raise QueryRefusedError("SHOW TABLES IN another namespace", "a role sees its own views only")
-
-
-def check_analysed(analysed: Any, views: set[str]) -> None:
-    """Refuse unless every leaf relation of the analysed plan is one of `views` (or reads no table)."""
-    stack = [analysed]
-    while stack:
-        node = stack.pop()
-        name = _simple_name(node)
-        for expr in _expressions(node):
-            if _simple_name(expr) in _REFLECTION_EXPRESSIONS:
-                raise QueryRefusedError("a reflection call", "it calls JVM methods, outside every view")
-        if name == "View":
-            ident = node.desc().identifier()
-            table = str(ident.table())
-            if not node.isTempView() or table not in views:
-                raise QueryRefusedError(f"view {table}", f"not one of the role's views ({', '.join(sorted(views))})")
-            continue  # inside is the role view itself: built by this tool, trusted
-        children = list(_seq(node.children()))
-        if not children and name not in _SAFE_LEAVES:
-            raise QueryRefusedError(f"relation {name}", "a role reads its views only: no file source, path "
-                                                        "table or catalog table")
-        stack.extend(children)
-        stack.extend(_seq(node.innerChildren()))
-        stack.extend(_seq(node.subqueries()))
+def _named(query: str, hidden: dict[str, str]) -> tuple[str, str] | None:
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*", query.replace("`", "")))
+    parts = {p for w in words for p in w.split(".")}
+    for target, cls in sorted(hidden.items(), key=lambda kv: -kv[0].count(".")):
+        table, _, column = target.partition(".")
+        if not column:
+            if table in parts:
+                return target, cls
+            continue
+        leaf = column.rsplit(".", 1)[-1]
+        if column in words or any(w.endswith(f".{column}") for w in words) or leaf in parts:
+            return target, cls
+    return None

@@ -1,0 +1,97 @@
+"""A session bound to a role: the role's views of every table, then the JVM guard locked on them.
+
+The rules live in the SQL extension (skewless/sql/jvm, `RoleGuard` and `PlanChecks`); this module only
+builds the views the extension trusts and binds the session. Binding is one-way (the JVM has no unlock),
+so the role is fixed for the session's life and no SQL can change it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pyspark.sql import SparkSession
+
+from skewless.core import names as N
+from skewless.core.access import highest, role_view
+from skewless.core.config import Config
+from skewless.core.delta import is_table, read_delta
+from skewless.core.errors import GuardUnavailableError
+from skewless.core.paths import table_path
+from skewless.core.session import GUARD_EXTENSION
+
+_GUARD_CLASS = "io.skewless.sql.RoleGuard"
+
+
+@dataclass(frozen=True)
+class Binding:
+    """What a bound session may read. `hidden`: `table.column` (or `table`) -> access class it lacks."""
+
+    role: str
+    views: tuple[str, ...]
+    hidden: dict[str, str]
+    clearance: str
+
+
+def register_role_views(spark: SparkSession, cfg: Config, role: str) -> dict[str, str]:
+    """Temp views of every existing table as `role` sees it; returns what it may not see:
+    `table.column` (or `table` when no column is visible) -> access class."""
+    clearance = cfg.privacy_policy.clearance(role)
+    hidden: dict[str, str] = {}
+    for name in N.TABLES:
+        path = table_path(cfg.paths.warehouse, name)
+        if not is_table(spark, path):
+            continue
+        view, cols = role_view(read_delta(spark, path), clearance)
+        hidden.update({f"{name}.{c}": cls for c, cls in cols.items()})
+        if view is None:
+            hidden[name] = highest(list(cols.values()))  # type: ignore[arg-type]
+            spark.catalog.dropTempView(name)
+            continue
+        view.createOrReplaceTempView(name)
+    return hidden
+
+
+def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool) -> Binding:
+    """Register `role`'s views in `spark`, then lock the session to them. With `whole_application`
+    every other session of the JVM (the Thrift server's, a notebook's `newSession()`) is locked too,
+    with no view: it reads nothing. Raises GuardUnavailableError when the extension is not active."""
+    hidden = register_role_views(spark, cfg, role)
+    # A second wall behind the guard: `parquet.`/path`` and the like do not even resolve.
+    spark.conf.set("spark.sql.runSQLOnFiles", "false")
+    views = tuple(sorted(t.name for t in spark.catalog.listTables() if t.isTemporary and t.name in N.TABLES))
+    guard = _guard_class(spark)
+    guard.lock(spark._jsparkSession, role, ",".join(views), whole_application)
+    _prove_active(spark)
+    return Binding(role, views, hidden, ", ".join(cfg.privacy_policy.clearance(role)))
+
+
+def _guard_class(spark: SparkSession) -> object:
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    try:
+        jvm.java.lang.Class.forName(_GUARD_CLASS, True, jvm.java.lang.Thread.currentThread().getContextClassLoader())
+    except Exception as exc:  # py4j: ClassNotFoundException
+        raise GuardUnavailableError(f"the SQL extension's jar is not on the driver's classpath ({_GUARD_CLASS}); "
+                                    "pass --jars \"$(skewless jars)\" to spark-submit") from exc
+    return jvm.io.skewless.sql.RoleGuard
+
+
+def _prove_active(spark: SparkSession) -> None:
+    """The session's parser must refuse a plain `SET` now; if it does not, the extension is not installed
+    in this session (spark.sql.extensions was overridden) and nothing may run."""
+    try:
+        spark._jsparkSession.sessionState().sqlParser().parsePlan("SET")
+    except Exception as exc:
+        if "query refused" in str(exc):
+            return
+        raise
+    raise GuardUnavailableError(f"the session was locked but its parser does not refuse commands: "
+                                f"spark.sql.extensions must include {GUARD_EXTENSION}")
+
+
+def role_of(spark: SparkSession) -> str | None:
+    """The role the JVM holds for this session (None: unbound)."""
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    role = jvm.io.skewless.sql.RoleGuard.roleOf(spark._jsparkSession)
+    return None if role is None else str(role)
