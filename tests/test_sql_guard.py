@@ -1,113 +1,42 @@
-"""`skewless sql` as a hostile analyst would use it: every query below is refused for every role that
-may not read its target, by the guard on Spark's plans, before anything runs; plain queries still run."""
+"""`skewless sql` as a hostile analyst would use it: the corpus in sql_corpus.py is refused for every
+role by the JVM guard before anything runs, through a notebook session (`skewless.sql.session`), the
+CLI shell over a pipe, and beeline against `skewless sql --serve`; each target is read back to prove
+nothing ran. Plain queries still run, and refusals name what and why."""
 
 from __future__ import annotations
 
+import json
+import os
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import Row, SparkSession
+from pyspark.testing import assertDataFrameEqual
 
+import skewless.sql
 from skewless.core import names as N
 from skewless.core.config import Config
-from skewless.core.delta import last_commit, table_properties
+from skewless.core.delta import last_commit, read_delta, table_properties
 from skewless.core.errors import AccessDeniedError, QueryRefusedError, UsageError
 from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
-from skewless.sql.job import guarded_query, register_role_views
+from skewless.sql.guard import run_statement
+from skewless.sql.passwords import add_user
+from skewless.sql.roles import Binding, bind
 
-from .conftest import HOUR, KEY, ROOT, record, write_hour
+from . import sql_corpus as C
+from .conftest import HOUR, KEY, ROOT, frozen, record, write_hour
 
 ROLES = ("analyst", "ml_engineer", "privacy_officer")
 REFUSED = (QueryRefusedError, AccessDeniedError, UsageError)
-
-# {wh}: the warehouse root, {landing}: the landing root. Refused for every role.
-HOSTILE = [
-    "SELECT * FROM delta.`{wh}/feature_logs_quarantine`",
-    "SELECT * FROM delta.`{wh}/feature_logs`",
-    "SELECT * FROM `delta`.`{wh}/feature_logs_quarantine`",
-    "select * from DELTA.`{wh}/feature_logs_quarantine`",
-    "SELECT * FROM parquet.`{wh}/feature_logs`",
-    "SELECT * FROM text.`{landing}/predictions`",
-    "SELECT * FROM json.`{landing}/predictions`",
-    "SELECT * FROM csv.`/etc/passwd`",
-    "SELECT * FROM binaryFile.`{landing}`",
-    "SELECT reflect('java.lang.System', 'getenv', 'HOME')",
-    "SELECT java_method('java.lang.System', 'getenv', 'SKEWLESS_PII_KEY')",
-    "SELECT try_reflect('java.lang.System', 'getenv', 'HOME')",
-    "SELECT ReFlEcT('java.lang.System', 'getenv', 'HOME') FROM feature_logs",
-    "VALUES (reflect('java.lang.System', 'getenv', 'HOME'))",
-    "SELECT (SELECT max(java_method('java.lang.System', 'getenv', 'HOME')) FROM feature_logs)",
-    "WITH q AS (SELECT * FROM delta.`{wh}/feature_logs_quarantine`) SELECT * FROM q",
-    "WITH a AS (SELECT 1 AS x), b AS (SELECT * FROM parquet.`{wh}/labels`) SELECT * FROM a, b",
-    "SELECT * FROM feature_logs WHERE request_id IN (SELECT request_id FROM delta.`{wh}/labels_quarantine`)",
-    "SELECT * FROM feature_logs f WHERE EXISTS (SELECT 1 FROM delta.`{wh}/privacy_requests` p)",
-    "SELECT request_id FROM feature_logs UNION ALL SELECT raw_text FROM delta.`{wh}/feature_logs_quarantine`",
-    "SELECT * FROM (SELECT * FROM (SELECT * FROM delta.`{wh}/feature_logs_quarantine`))",
-    "SELECT * FROM range(1) r JOIN delta.`{wh}/ingestion_audit` a ON true",
-    "SELECT * FROM feature_logs VERSION AS OF 0",
-    "SELECT * FROM feature_logs TIMESTAMP AS OF '2020-01-01'",
-    "SELECT * FROM delta.`{wh}/feature_logs` VERSION AS OF 0",
-    "DELETE FROM delta.`{wh}/feature_logs` WHERE true",
-    "DELETE FROM feature_logs WHERE true",
-    "UPDATE delta.`{wh}/feature_logs` SET sample_rate = 1",
-    "INSERT INTO delta.`{wh}/feature_logs` SELECT * FROM feature_logs",
-    "MERGE INTO delta.`{wh}/feature_logs` t USING feature_logs s ON false WHEN NOT MATCHED THEN INSERT *",
-    "RESTORE TABLE delta.`{wh}/feature_logs` TO VERSION AS OF 0",
-    "VACUUM delta.`{wh}/feature_logs` RETAIN 0 HOURS",
-    "OPTIMIZE delta.`{wh}/feature_logs`",
-    "ALTER TABLE delta.`{wh}/feature_logs` SET TBLPROPERTIES ('delta.appendOnly' = 'true')",
-    "DROP TABLE delta.`{wh}/feature_logs`",
-    "DROP VIEW feature_logs",
-    "CREATE OR REPLACE TEMPORARY VIEW feature_logs AS SELECT * FROM delta.`{wh}/feature_logs`",
-    "CREATE TEMP VIEW v AS SELECT * FROM feature_logs",
-    "CREATE TABLE stolen USING parquet AS SELECT * FROM feature_logs",
-    "CACHE TABLE c AS SELECT * FROM delta.`{wh}/feature_logs_quarantine`",
-    "CREATE FUNCTION f AS 'java.lang.String'",
-    "ADD JAR /tmp/evil.jar",
-    "ADD FILE /etc/passwd",
-    "LIST FILES",
-    "SET spark.sql.runSQLOnFiles = true",
-    "SET",
-    "RESET",
-    "USE other_db",
-    "SELECT 1; SELECT * FROM delta.`{wh}/feature_logs_quarantine`",
-    "EXPLAIN SELECT * FROM delta.`{wh}/feature_logs_quarantine`",
-    "DESCRIBE delta.`{wh}/feature_logs_quarantine`",
-    "DESCRIBE DETAIL delta.`{wh}/feature_logs`",
-    "DESCRIBE HISTORY delta.`{wh}/feature_logs`",
-    "SHOW TABLES IN default",
-    "SHOW CREATE TABLE feature_logs",
-    "SHOW TBLPROPERTIES feature_logs",
-    "REFRESH TABLE feature_logs",
-    "SELECT * FROM spark_catalog.default.feature_logs",
-    "SELECT * FROM global_temp.feature_logs",
-    "SELECT * FROM read_files('{landing}')",
-]
-# Allowed only to roles cleared for their targets: (query, roles that may run it).
-BY_CLEARANCE = [
-    ("SELECT raw_text FROM feature_logs_quarantine", {"privacy_officer"}),
-    ("SELECT * FROM FEATURE_LOGS_QUARANTINE", {"privacy_officer"}),
-    ("SELECT `raw_text` FROM `feature_logs_quarantine`", {"privacy_officer"}),
-    ("DESCRIBE feature_logs_quarantine", {"privacy_officer"}),
-    ("SELECT entity.email FROM feature_logs", {"privacy_officer"}),
-    ("SELECT e.email FROM (SELECT entity AS e FROM feature_logs)", {"privacy_officer"}),
-    ("SELECT entity.user_id FROM feature_logs", {"ml_engineer", "privacy_officer"}),
-    ("WITH x AS (SELECT * FROM ingestion_audit) SELECT run_id FROM x", {"ml_engineer", "privacy_officer"}),
-]
-PLAIN = [
-    "SELECT event_date, count(*) AS n FROM feature_logs GROUP BY 1",
-    "WITH h AS (SELECT event_hour FROM feature_logs) SELECT count(*) FROM h",
-    "SELECT count(*) FROM feature_logs WHERE event_hour IN (SELECT event_hour FROM feature_logs)",
-    "VALUES (1, 'a')",
-    "SELECT * FROM range(3)",
-    "SHOW TABLES",
-    "DESCRIBE feature_logs",
-]
+SKEWLESS = str(Path(sys.executable).parent / "skewless")
+BEELINE = str(Path(sys.executable).parent.parent / "lib" / "python3.11" / "site-packages" / "pyspark" / "bin" / "beeline")
 
 
 @pytest.fixture(scope="module")
@@ -118,85 +47,299 @@ def wh(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
     write_hour(cfg.paths.landing, HOUR, "part-0", [record("r1"), record("r2"), "{not json"])
     compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
+    (root / "scratch").mkdir()
     return cfg
 
 
-@pytest.fixture()
-def as_role(spark: SparkSession, wh: Config) -> Iterator[object]:
-    registered: dict[str, dict[str, str]] = {}
-
-    def run(role: str, query: str) -> None:
-        if role not in registered:  # views of one role at a time: (re)register on a change of role
-            registered.clear()
-            registered[role] = register_role_views(spark, wh, role)
-        guarded_query(spark, query, role, registered[role], role).collect()
-
-    yield run
-    for t in N.TABLES:
-        spark.catalog.dropTempView(t)
-
-
-def _fill(query: str, wh: Config) -> str:
-    return query.format(wh=Path(wh.paths.warehouse).resolve(), landing=Path(wh.paths.landing).resolve())
+@pytest.fixture(scope="module")
+def state(spark: SparkSession, wh: Config) -> Callable[[], object]:
+    """Every table's rows (collected), Delta version and properties, and the scratch folder's contents."""
+    def now() -> object:
+        out = {}
+        for name in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.INGESTION_AUDIT):
+            path = table_path(wh.paths.warehouse, name)
+            out[name] = (sorted(map(str, frozen(spark, read_delta(spark, path)).collect())),
+                         last_commit(spark, path)["version"], table_properties(spark, path))
+        out["scratch"] = sorted(os.listdir(_scratch(wh)))
+        out["warehouse"] = sorted(os.listdir(wh.paths.warehouse))
+        return out
+    return now
 
 
-def test_hostile_queries_are_refused_for_every_role_and_run_nothing(spark: SparkSession, wh: Config,
-                                                                    as_role: object,
-                                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    fl = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
-    before = (last_commit(spark, fl)["version"], table_properties(spark, fl))
+def _scratch(wh: Config) -> Path:
+    return Path(wh.paths.warehouse).parent / "scratch"
+
+
+def _fill(statement: str, wh: Config) -> str:
+    return C.fill(statement, str(Path(wh.paths.warehouse).resolve()), str(Path(wh.paths.landing).resolve()),
+                  str(_scratch(wh).resolve()))
+
+
+@pytest.fixture(scope="module")
+def bound(spark: SparkSession, wh: Config) -> dict[str, tuple[SparkSession, Binding]]:
+    """One notebook-style session per role: a new session of the test JVM bound to the role (the rest of
+    the suite stays unbound)."""
+    return {role: (s, bind(s, wh, role, whole_application=False)) for role in ROLES
+            for s in [spark.newSession()]}
+
+
+def test_the_public_api_binds_a_session(spark: SparkSession, wh: Config) -> None:
+    from skewless.sql.roles import role_of
+
+    s = skewless.sql.session("ml_engineer", wh, spark=spark.newSession(), whole_application=False)
+    assert role_of(s) == "ml_engineer" and role_of(spark) is None
+    assert s.sql("SELECT count(*) AS n FROM feature_logs").collect() == [Row(n=2)]
+    with pytest.raises(Exception, match="query refused: command SetCommand"):
+        s.sql("SET spark.sql.runSQLOnFiles = true")
+
+
+def test_the_execute_immediate_repro_is_refused_and_feature_logs_is_untouched(
+        spark: SparkSession, wh: Config, bound: dict[str, tuple[SparkSession, Binding]]) -> None:
+    path = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    rows, version = frozen(spark, read_delta(spark, path)), last_commit(spark, path)["version"]
+    s, b = bound["analyst"]
+    with pytest.raises(QueryRefusedError, match="query refused: EXECUTE IMMEDIATE"):
+        run_statement(s, b, _fill(C.DESTRUCTIVE[0], wh))
+    assertDataFrameEqual(frozen(spark, read_delta(spark, path)), rows)
+    assert last_commit(spark, path)["version"] == version
+    assert [t.name for t in s.catalog.listTables() if t.isTemporary] == list(b.views)
+
+
+def test_the_corpus_is_refused_for_every_role_in_a_notebook_session_and_nothing_ran(
+        spark: SparkSession, wh: Config, bound: dict[str, tuple[SparkSession, Binding]],
+        state: Callable[[], object], capsys: pytest.CaptureFixture[str]) -> None:
+    before = state()
+    assert len(C.DESTRUCTIVE) >= 100
     refused = 0
-    for role in ROLES:
-        for query in HOSTILE:
+    for role, (s, b) in bound.items():
+        for statement in C.DESTRUCTIVE:
             with pytest.raises(REFUSED):
-                as_role(role, _fill(query, wh))  # type: ignore[operator]
+                run_statement(s, b, _fill(statement, wh)).collect()
             refused += 1
-    for query, allowed in BY_CLEARANCE:
-        for role in ROLES:
+        for statement, allowed in C.BY_CLEARANCE:
             if role in allowed:
-                as_role(role, query)  # type: ignore[operator]
+                run_statement(s, b, statement).collect()
             else:
                 with pytest.raises(REFUSED):
-                    as_role(role, query)  # type: ignore[operator]
+                    run_statement(s, b, statement).collect()
                 refused += 1
-    assert len(HOSTILE) >= 30 and refused >= 3 * len(HOSTILE)
+        assert s.conf.get("spark.sql.runSQLOnFiles") == "false"
+        assert sorted(t.name for t in s.catalog.listTables() if t.isTemporary) == list(b.views)
+    assert refused >= 3 * len(C.DESTRUCTIVE)
     assert capsys.readouterr().out == ""  # no refusal showed data
-    # Nothing ran: no commit, no property change, no temp view replaced, the JVM conf untouched.
-    assert (last_commit(spark, fl)["version"], table_properties(spark, fl)) == before
-    assert spark.conf.get("spark.sql.runSQLOnFiles") == "true"
-    assert not spark.catalog.tableExists("v") and not spark.catalog.tableExists("stolen")
+    assert state() == before  # no commit, no property change, no file or folder written anywhere
 
 
-def test_refusals_name_what_and_why(as_role: object, wh: Config) -> None:
+def test_plain_queries_run_for_every_role(bound: dict[str, tuple[SparkSession, Binding]]) -> None:
+    for s, b in bound.values():
+        for statement in C.PLAIN:
+            run_statement(s, b, statement).collect()
+    s, b = bound["analyst"]
+    assert run_statement(s, b, "SELECT count(*) AS n FROM feature_logs").collect() == [Row(n=2)]
+
+
+def test_refusals_name_what_and_why(bound: dict[str, tuple[SparkSession, Binding]], wh: Config) -> None:
     cases = {
-        "SELECT reflect('java.lang.System', 'getenv', 'HOME')": r"query refused: function reflect\(\): it calls JVM",
+        "SELECT reflect('java.lang.System', 'getenv', 'HOME')": r"query refused: function reflect\(\): only Spark's",
         "DELETE FROM feature_logs WHERE true": r"query refused: command DeleteFromTable",
+        "EXECUTE IMMEDIATE 'DROP VIEW feature_logs'": r"query refused: EXECUTE IMMEDIATE: a role runs read queries",
+        "BEGIN SELECT 1; END": r"query refused: a SQL script",
+        "SELECT * FROM IDENTIFIER('feature_logs')": r"query refused: IDENTIFIER\(\)",
+        "SELECT * FROM table_changes('feature_logs', 0)": r"query refused: table function table_changes\(\)",
+        "RESTORE TABLE feature_logs TO VERSION AS OF 0": r"query refused: command RestoreTableStatement",
         "SELECT * FROM feature_logs VERSION AS OF 0": r"query refused: time travel",
-        "SELECT * FROM range(1), delta.`{wh}/feature_logs`": r"query refused: relation .*: a role reads its views only",
+        "SELECT input_file_name() FROM feature_logs": r"query refused: function input_file_name\(\)",
+        "SELECT * FROM range(1), delta.`{wh}/feature_logs`": r"query refused: relation delta\..*: a role reads its views",
+        "USE other_db": r"query refused: USE other_db",
         "SELECT raw_text FROM feature_logs_quarantine": r"may not read feature_logs_quarantine",
         "SELECT entity.email FROM feature_logs":
             r"role 'analyst' may not read feature_logs.entity.email \(access class restricted\)",
+        "SELECT nope FROM feature_logs": r"query rejected: .*nope",
+        "SELECT _metadata FROM feature_logs": r"query rejected: .*_metadata",
     }
-    for query, message in cases.items():
+    s, b = bound["analyst"]
+    for statement, message in cases.items():
         with pytest.raises(REFUSED, match=message):
-            as_role("analyst", _fill(query, wh))  # type: ignore[operator]
+            run_statement(s, b, _fill(statement, wh))
 
 
-def test_a_query_spark_cannot_analyse_is_a_usage_error_naming_the_column(as_role: object) -> None:
-    with pytest.raises(UsageError, match="nope"):
-        as_role("ml_engineer", "SELECT nope FROM feature_logs")  # type: ignore[operator]
+def test_the_dataframe_api_of_a_bound_session_is_guarded_too(
+        spark: SparkSession, wh: Config, bound: dict[str, tuple[SparkSession, Binding]],
+        state: Callable[[], object]) -> None:
+    before = state()
+    s, _ = bound["analyst"]
+    fl = table_path(wh.paths.warehouse, N.FEATURE_LOGS)
+    out = str(_scratch(wh) / "df_out")
+    attempts: list[Callable[[], object]] = [
+        lambda: s.read.format("delta").load(fl).collect(),
+        lambda: s.read.text(str(Path(wh.paths.landing) / "predictions")).collect(),
+        lambda: s.table("feature_logs").write.format("delta").save(out),
+        lambda: s.table("feature_logs").write.mode("overwrite").format("delta").save(fl),
+        lambda: s.range(1).createOrReplaceTempView("feature_logs"),
+        lambda: s.table("feature_logs").selectExpr("reflect('java.lang.System', 'getenv', 'HOME')").collect(),
+        lambda: s.table("feature_logs").selectExpr("input_file_name()").collect(),
+        lambda: s.sql("SELECT 1").write.saveAsTable("stolen"),
+    ]
+    for attempt in attempts:
+        with pytest.raises(Exception, match="query refused"):
+            attempt()
+    assert s.table("feature_logs").count() == 2  # still the role's view, and it still reads
+    assert state() == before
+    assert spark.sql("SELECT 1 AS a").collect() == [Row(a=1)]  # the test's own session is not bound
 
 
-def test_plain_queries_still_run(as_role: object) -> None:
-    for role in ROLES:
-        for query in PLAIN:
-            as_role(role, query)  # type: ignore[operator]
+def test_the_role_is_fixed_when_the_session_is_bound(bound: dict[str, tuple[SparkSession, Binding]],
+                                                     wh: Config) -> None:
+    from py4j.protocol import Py4JJavaError
+
+    from skewless.sql.roles import role_of
+
+    s, _ = bound["analyst"]
+    with pytest.raises(UsageError, match="already bound to role 'analyst'"):
+        bind(s, wh, "privacy_officer", whole_application=False)
+    guard = s.sparkContext._jvm.io.skewless.sql.RoleGuard  # type: ignore[union-attr]
+    with pytest.raises(Py4JJavaError, match="already bound to role 'analyst'"):  # the JVM's own wall
+        guard.lock(s._jsparkSession, "privacy_officer", "feature_logs_quarantine", False)
+    assert role_of(s) == "analyst"
+    assert [t.name for t in s.catalog.listTables() if t.isTemporary] == ["feature_logs"]
 
 
-def test_cli_refusal_exits_2_and_shows_no_data(wh: Config) -> None:
-    query = _fill("SELECT * FROM delta.`{wh}/feature_logs_quarantine`", wh)
-    out = subprocess.run(
-        [str(Path(sys.executable).parent / "skewless"), "--landing", wh.paths.landing, "--warehouse",
-         wh.paths.warehouse, "sql", "--role", "analyst", query], capture_output=True, text=True, timeout=300)
-    assert out.returncode == 2, out.stderr[-2000:]
-    assert out.stdout == "" and "query refused: relation delta./" in out.stderr
+def _run_cli(wh: Config, *args: str, stdin: str | None = None, timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([SKEWLESS, "--landing", wh.paths.landing, "--warehouse", wh.paths.warehouse, "sql", *args],
+                          input=stdin, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_the_corpus_through_the_cli_shell_shows_nothing_and_changes_nothing(
+        wh: Config, state: Callable[[], object]) -> None:
+    before = state()
+    script = "".join(_fill(s, wh) + ";\n" for s in C.DESTRUCTIVE) + "SELECT count(*) AS n FROM feature_logs"
+    done = _run_cli(wh, "--role", "analyst", "--format", "json", stdin=script)
+    assert done.returncode == 2, done.stderr[-3000:]
+    # The shell splits "SELECT 1; SELECT * FROM delta.`...`" into two statements: the first is a plain
+    # read and runs; then the one plain query at the end. Nothing of the corpus showed table data.
+    assert done.stdout == '{"1": 1}\n{"n": 2}\n'
+
+    errors = [ln for ln in done.stderr.splitlines() if ln.startswith("skewless: ")]
+    # Scripts' inner `;` split them in the shell: more errors than statements, never fewer.
+    assert len(errors) >= len(C.DESTRUCTIVE), done.stderr[-3000:]
+    assert all(("query refused" in e or "may not read" in e or "query rejected" in e) for e in errors), errors
+    assert "Traceback" not in done.stderr and "Py4J" not in done.stderr
+    assert "Using incubator modules" not in done.stderr
+    assert state() == before
+
+
+def test_the_cli_refuses_the_repro_with_exit_2(wh: Config, state: Callable[[], object]) -> None:
+    before = state()
+    done = _run_cli(wh, "--role", "analyst", _fill(C.DESTRUCTIVE[0], wh))
+    assert done.returncode == 2 and done.stdout == ""
+    assert "query refused: EXECUTE IMMEDIATE" in done.stderr
+    assert state() == before
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(wh: Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int, Path]]:
+    """`skewless sql --serve --role analyst` on a free loopback port, with a password file."""
+    port = _free_port()
+    pw = tmp_path_factory.mktemp("jdbc") / "users"
+    add_user(pw, "alice", "correct-horse-battery")
+    log = pw.parent / "server.log"  # a file, not a pipe: a server's log never blocks on a full pipe
+    proc = subprocess.Popen([SKEWLESS, "--landing", wh.paths.landing, "--warehouse", wh.paths.warehouse, "sql",
+                             "--role", "analyst", "--serve", "--port", str(port), "--password-file", str(pw)],
+                            stdout=subprocess.DEVNULL, stderr=log.open("w"), text=True)
+    deadline = time.time() + 180
+    while time.time() < deadline and proc.poll() is None:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(1)
+    assert proc.poll() is None, log.read_text()[-3000:]
+    yield port, pw
+    proc.terminate()  # SIGTERM: a clean stop
+    proc.wait(timeout=120)
+    err = log.read_text()
+    assert proc.returncode == 0, err[-2000:]
+    assert "stopping the server" in err
+    assert "QueryRefusedException" not in err  # refusals went to the clients, not the server's console
+
+
+def _beeline(port: int, *args: str, user: str = "alice", password: str = "correct-horse-battery",
+             timeout: int = 300) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([BEELINE, "-u", f"jdbc:hive2://127.0.0.1:{port}/", "-n", user, "-p", password,
+                           "--silent=true", "--outputformat=csv2", "--showHeader=true", *args],
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def test_beeline_reads_as_the_role_and_is_refused_the_rest(server: tuple[int, Path], wh: Config,
+                                                           state: Callable[[], object]) -> None:
+    port, _ = server
+    before = state()
+    ok = _beeline(port, "-e", "SELECT count(*) AS n FROM feature_logs;")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert ok.stdout.split() == ["n", "2"]
+    hidden = _beeline(port, "-e", "SELECT entity.email FROM feature_logs;")
+    assert hidden.returncode != 0 and "entity" in hidden.stderr and hidden.stdout.strip() == ""
+    repro = _beeline(port, "-e", _fill(C.DESTRUCTIVE[0], wh) + ";")
+    assert repro.returncode != 0 and "query refused: EXECUTE IMMEDIATE" in repro.stderr
+    # A wrong password: the server refuses the login (beeline then loops asking for a password on its
+    # closed stdin, printing "null": stopped by the timeout). No row came back either way.
+    try:
+        wrong = _beeline(port, "-e", "SELECT 'leaked' AS x;", password="wrong-password-1", timeout=40)
+        wrong_out, wrong_err = wrong.stdout, wrong.stderr
+    except subprocess.TimeoutExpired as exc:
+        wrong_out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        wrong_err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
+    assert "leaked" not in wrong_out and "Peer indicated failure" in wrong_err, wrong_err[-2000:]
+    assert state() == before
+
+
+def test_the_corpus_through_beeline_shows_nothing_and_changes_nothing(server: tuple[int, Path], wh: Config,
+                                                                    state: Callable[[], object],
+                                                                    tmp_path: Path) -> None:
+    port, _ = server
+    before = state()
+    corpus = tmp_path / "corpus.sql"
+    # Beeline splits on `;` itself: scripting blocks go in as one line each with their inner `;`
+    # and fail as fragments; each fragment is refused or rejected.
+    corpus.write_text("".join(_fill(s, wh) + ";\n" for s in C.DESTRUCTIVE))
+    done = _beeline(port, "--force=true", "-f", str(corpus), timeout=180)
+    # Beeline sends "SELECT 1; SELECT * FROM delta.`...`" as two statements: the first is a plain read
+    # (header 1, value 1); it prints "null" for each failed statement in silent mode. Nothing else.
+    assert done.stdout.replace("null", "").split() == ["1", "1"], done.stdout[:2000]
+    refusals = done.stderr.count("query refused") + done.stderr.count("UNRESOLVED_") + \
+        done.stderr.count("PARSE_SYNTAX_ERROR")
+    assert refusals >= len(C.DESTRUCTIVE) - 5, done.stderr[-3000:]
+    assert state() == before
+
+
+def test_a_notebook_session_binds_the_whole_application(wh: Config, tmp_path: Path) -> None:
+    """`skewless.sql.session(role=...)` in a fresh process: SQL and the DataFrame API as the role, and a
+    new session of the same application reads nothing."""
+    code = f"""
+import json, skewless.sql
+from skewless.core.config import load
+cfg = load({str(ROOT / 'conf' / 'warehouse.yaml')!r}).with_paths({wh.paths.landing!r}, {wh.paths.warehouse!r})
+spark = skewless.sql.session("ml_engineer", cfg)
+out = {{"n": spark.sql("SELECT count(*) FROM feature_logs").first()[0]}}
+other = spark.newSession()
+for name, fn in [("newSession", lambda: other.read.format("delta").load({wh.paths.warehouse!r} + "/feature_logs").collect()),
+                 ("path", lambda: spark.read.format("delta").load({wh.paths.warehouse!r} + "/feature_logs").collect()),
+                 ("drop", lambda: spark.sql("DROP VIEW feature_logs"))]:
+    try:
+        fn(); out[name] = "ran"
+    except Exception as exc:
+        out[name] = "refused" if "query refused" in str(exc) else str(exc)[:300]
+print(json.dumps(out))
+"""
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["n"] == 2
+    assert result["path"] == "refused" and result["drop"] == "refused"
+    assert result["newSession"] == "refused"  # bound with the application: no view, reads nothing

@@ -15,7 +15,7 @@ from skewless.core import names as N
 from skewless.core.access import highest, role_view
 from skewless.core.config import Config
 from skewless.core.delta import is_table, read_delta
-from skewless.core.errors import GuardUnavailableError
+from skewless.core.errors import GuardUnavailableError, UsageError
 from skewless.core.paths import table_path
 from skewless.core.session import GUARD_EXTENSION
 
@@ -55,12 +55,16 @@ def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool
     """Register `role`'s views in `spark`, then lock the session to them. With `whole_application`
     every other session of the JVM (the Thrift server's, a notebook's `newSession()`) is locked too,
     with no view: it reads nothing. Raises GuardUnavailableError when the extension is not active."""
+    bound = role_of(spark)
+    if bound is not None:
+        raise UsageError(f"this session is already bound to role {bound!r}: a session's role is fixed")
     hidden = register_role_views(spark, cfg, role)
     # A second wall behind the guard: `parquet.`/path`` and the like do not even resolve.
     spark.conf.set("spark.sql.runSQLOnFiles", "false")
     views = tuple(sorted(t.name for t in spark.catalog.listTables() if t.isTemporary and t.name in N.TABLES))
     guard = _guard_class(spark)
-    guard.lock(spark._jsparkSession, role, ",".join(views), whole_application)
+    guard.lock(  # type: ignore[attr-defined]
+        spark._jsparkSession, role, ",".join(views), whole_application)
     _prove_active(spark)
     return Binding(role, views, hidden, ", ".join(cfg.privacy_policy.clearance(role)))
 
@@ -91,7 +95,5 @@ def _prove_active(spark: SparkSession) -> None:
 
 def role_of(spark: SparkSession) -> str | None:
     """The role the JVM holds for this session (None: unbound)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    role = jvm.io.skewless.sql.RoleGuard.roleOf(spark._jsparkSession)
+    role = _guard_class(spark).roleOf(spark._jsparkSession)  # type: ignore[attr-defined]
     return None if role is None else str(role)

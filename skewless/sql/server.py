@@ -54,6 +54,8 @@ def configure(spark: SparkSession, host: str, port: int, password_file: Path | N
         assert jvm is not None
         jvm.io.skewless.sql.PasswordFileAuthenticator.configure(str(password_file.resolve()))
         conf.update({"hive.server2.authentication": "CUSTOM", "hive.server2.custom.authentication.class": _AUTH_CLASS})
+        # Each login builds a fresh HiveConf, which reads JVM system properties, not the session's conf.
+        jvm.java.lang.System.setProperty("hive.server2.custom.authentication.class", _AUTH_CLASS)
     for key, value in conf.items():
         spark.conf.set(key, value)
 

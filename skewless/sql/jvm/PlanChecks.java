@@ -60,7 +60,7 @@ final class PlanChecks {
     /** Commands of an analysed plan that only show the role's views (their targets are checked). */
     private static final Set<String> ANALYSED_COMMANDS = Set.of(
             "DescribeTableCommand", "DescribeColumnCommand", "ShowColumnsCommand", "ShowTablesCommand",
-            "ShowTables", "DescribeRelation", "DescribeColumn", "ShowColumns");
+            "ShowTables", "DescribeRelation", "DescribeColumn", "ShowColumns", "SetCatalogAndNamespace");
 
     static String simpleName(Object o) {
         String name = o.getClass().getName();
@@ -105,7 +105,7 @@ final class PlanChecks {
             } else if (name.equals("RelationTimeTravel")) {
                 throw refuse("time travel", "a role reads the current version of its views only");
             } else if (!PARSED_READ_NODES.contains(name)) {
-                throw refuse(node instanceof Command ? "command " + name : describe(name), WHY_READ_ONLY);
+                throw refuse(describe(name, node instanceof Command), WHY_READ_ONLY);
             }
             for (Expression e : list(node.expressions())) {
                 checkParsedExpression(e);
@@ -115,12 +115,16 @@ final class PlanChecks {
     }
 
     private static String describe(String nodeName) {
+        return describe(nodeName, false);
+    }
+
+    private static String describe(String nodeName, boolean command) {
         return switch (nodeName) {
             case "UnresolvedExecuteImmediate" -> "EXECUTE IMMEDIATE";
             case "CompoundBody", "SingleStatement" -> "a SQL script";
             case "PlanWithUnresolvedIdentifier" -> "IDENTIFIER()";
             case "ScriptTransformation" -> "TRANSFORM ... USING";
-            default -> nodeName.endsWith("Command") || nodeName.endsWith("Statement") ? "command " + nodeName
+            default -> command || nodeName.endsWith("Command") || nodeName.endsWith("Statement") ? "command " + nodeName
                     : "statement " + nodeName;
         };
     }
@@ -157,9 +161,30 @@ final class PlanChecks {
                 }
                 return true;
             }
+            case "SetCatalogAndNamespace" -> {
+                requireDefaultNamespace(list(node.children()).get(0), "multipartIdentifier");
+                return true;
+            }
             default -> {
                 return false;
             }
+        }
+    }
+
+    /**
+     * {@code USE default} is what JDBC clients send when they connect; it changes nothing a role can
+     * read (its views are temporary views, visible from every namespace). Any other namespace is refused.
+     */
+    private static void requireDefaultNamespace(LogicalPlan target, String accessor) {
+        List<String> parts = List.of();
+        try {
+            parts = list((scala.collection.Seq<String>) target.getClass().getMethod(accessor).invoke(target));
+        } catch (ReflectiveOperationException | ClassCastException e) {
+            parts = List.of();
+        }
+        if (parts.size() != 1 || !parts.get(0).equalsIgnoreCase("default")) {
+            throw refuse("USE " + (parts.isEmpty() ? simpleName(target) : String.join(".", parts)),
+                    "a role stays in the default namespace (its views are visible from there)");
         }
     }
 
@@ -222,6 +247,13 @@ final class PlanChecks {
                 }
                 continue;  // inside is the role's view itself: built by the tool before the session was bound
             }
+            if (name.equals("ResolvedTempView")) {  // the catalog API's look-up of a view: its name and schema
+                String view = tempViewName(node);
+                if (view == null || !lock.views().contains(view)) {
+                    throw refuse("view " + view, "not one of the role's views (" + String.join(", ", lock.views()) + ")");
+                }
+                continue;
+            }
             if (node instanceof Command) {
                 if (!ANALYSED_COMMANDS.contains(name)) {
                     throw refuse(describe(name), WHY_READ_ONLY);
@@ -236,6 +268,19 @@ final class PlanChecks {
                 checkAnalysedExpression(e);
             }
             pushAll(stack, node);
+        }
+    }
+
+    private static String tempViewName(LogicalPlan node) {
+        try {
+            org.apache.spark.sql.connector.catalog.Identifier ident =
+                    (org.apache.spark.sql.connector.catalog.Identifier) node.getClass().getMethod("identifier").invoke(node);
+            if (ident.namespace().length != 0) {
+                return String.join(".", ident.namespace()) + "." + ident.name();  // a global temp view: never the role's
+            }
+            return ident.name().toLowerCase(Locale.ROOT);
+        } catch (ReflectiveOperationException | ClassCastException e) {
+            return null;
         }
     }
 
@@ -257,6 +302,10 @@ final class PlanChecks {
                     if (((scala.Option<?>) db).isDefined()) {
                         throw refuse("SHOW TABLES IN another namespace", "a role sees its own views only");
                     }
+                    return;
+                }
+                case "SetCatalogAndNamespace" -> {
+                    requireDefaultNamespace(list(node.children()).get(0), "namespace");
                     return;
                 }
                 default -> {
