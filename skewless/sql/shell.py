@@ -10,7 +10,9 @@ statement without `;` runs at EOF. A refused or rejected statement prints why an
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,7 +26,8 @@ from skewless.sql.guard import run_statement
 from skewless.sql.roles import Binding
 from skewless.sql.statements import is_blank, split_statements
 
-EXIT_OK, EXIT_REFUSED = 0, 2
+EXIT_OK, EXIT_REFUSED, EXIT_FAILED = 0, 2, 3
+_JOB_GROUP = "skewless-sql"
 
 
 def history_file() -> Path:
@@ -33,7 +36,8 @@ def history_file() -> Path:
 
 def run_shell(spark: SparkSession, binding: Binding, fmt: str, limit: int,
               stdin: TextIO | None = None, out: TextIO | None = None) -> int:
-    """Run every statement of the input; 0 when all ran, 2 when any was refused or rejected."""
+    """Run every statement of the input. From a pipe: 0 when all ran, 2 when any was refused or rejected,
+    3 when one failed while running (the worst of these). Interactive: 0 (each error was shown)."""
     stdin = stdin or sys.stdin
     out = out or sys.stdout
     interactive = stdin.isatty()
@@ -42,17 +46,22 @@ def run_shell(spark: SparkSession, binding: Binding, fmt: str, limit: int,
         print(f"skewless sql as role {binding.role}; views: {', '.join(binding.views)}. "
               "End a statement with ';', Ctrl-C cancels, Ctrl-D leaves.", file=sys.stderr)
     worst = EXIT_OK
+    # PySpark's own SIGINT handler cancels every job and raises inside a py4j call, which can break the
+    # JVM connection; here Ctrl-C only interrupts the main thread's wait (see _execute).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         for statement in _statements(stdin, interactive, binding.role):
             worst = max(worst, _execute(spark, binding, statement, fmt, limit, out))
     finally:
+        signal.signal(signal.SIGINT, previous)
         if interactive:
             _save_history()
-    return worst
+    return EXIT_OK if interactive else worst
 
 
 def _statements(stdin: TextIO, interactive: bool, role: str) -> Iterator[str]:
     buffer = ""
+    mark = _history_length() if interactive else 0
     while True:
         try:
             line = _read_line(stdin, interactive, f"skewless({role})> " if not buffer.strip() else "      ...> ")
@@ -63,8 +72,12 @@ def _statements(stdin: TextIO, interactive: bool, role: str) -> Iterator[str]:
         if line is None:
             break
         split = split_statements(buffer + line)
+        if interactive and split.statements:  # history keeps whole statements, not their lines
+            _replace_history(mark, split.statements)
         yield from split.statements
         buffer = split.rest
+        if interactive and not buffer.strip():
+            mark = _history_length()
     if not is_blank(buffer):
         yield buffer.strip()
 
@@ -81,19 +94,65 @@ def _read_line(stdin: TextIO, interactive: bool, prompt: str) -> str | None:
 
 
 def _execute(spark: SparkSession, binding: Binding, statement: str, fmt: str, limit: int, out: TextIO) -> int:
+    """Run one statement in a worker thread, so that Ctrl-C in this (main) thread can cancel its Spark
+    jobs and wait for the worker to come back, leaving the session and its JVM connection whole."""
     started = time.perf_counter()
-    spark.sparkContext.setJobGroup("skewless-sql", statement[:200], interruptOnCancel=True)
-    try:
-        rows = output.write(run_statement(spark, binding, statement), fmt, limit, out)
-    except (QueryRefusedError, AccessDeniedError, UsageError) as exc:
-        print(f"skewless: {exc}", file=sys.stderr)
-        return EXIT_REFUSED
-    except KeyboardInterrupt:
-        spark.sparkContext.cancelJobGroup("skewless-sql")
-        print(f"cancelled after {time.perf_counter() - started:.2f} s", file=sys.stderr)
+    result: dict[str, object] = {}
+
+    def work() -> None:
+        spark.sparkContext.setJobGroup(_JOB_GROUP, statement[:200], interruptOnCancel=True)
+        try:
+            result["rows"] = output.write(run_statement(spark, binding, statement), fmt, limit, out)
+        except BaseException as exc:  # noqa: BLE001 - handed to the main thread, which reports it
+            result["error"] = exc
+
+    worker = threading.Thread(target=work, name="skewless-sql-statement", daemon=True)
+    worker.start()
+    cancelled = False
+    while worker.is_alive():
+        try:
+            worker.join(0.1)
+        except KeyboardInterrupt:
+            if not cancelled:
+                cancelled = True
+                print("^C cancelling...", file=sys.stderr, flush=True)
+                spark.sparkContext.cancelJobGroup(_JOB_GROUP)
+    elapsed = time.perf_counter() - started
+    error = result.get("error")
+    if cancelled:
+        print(f"cancelled after {elapsed:.2f} s", file=sys.stderr)
         return EXIT_OK
-    print(f"({rows} row{'s' if rows != 1 else ''}, {time.perf_counter() - started:.3f} s)", file=sys.stderr)
+    if isinstance(error, (QueryRefusedError, AccessDeniedError, UsageError)):
+        print(f"skewless: {error}", file=sys.stderr)
+        return EXIT_REFUSED
+    if isinstance(error, BaseException):
+        # A statement that fails at run time (overflow, bad cast) ends itself, not the shell.
+        text = str(error).strip()
+        head = text.splitlines()[0] if text else type(error).__name__
+        print(f"skewless: statement failed: {head[:1000]}", file=sys.stderr)
+        return EXIT_FAILED
+    rows = int(result.get("rows", 0))  # type: ignore[call-overload]
+    print(f"({rows} row{'s' if rows != 1 else ''}, {elapsed:.3f} s)", file=sys.stderr)
     return EXIT_OK
+
+
+def _history_length() -> int:
+    try:
+        import readline
+    except ImportError:
+        return 0
+    return int(readline.get_current_history_length())
+
+
+def _replace_history(mark: int, statements: tuple[str, ...]) -> None:
+    try:
+        import readline
+    except ImportError:
+        return
+    while readline.get_current_history_length() > mark:
+        readline.remove_history_item(readline.get_current_history_length() - 1)
+    for statement in statements:
+        readline.add_history(" ".join(statement.split()) + ";")
 
 
 def _start_history() -> None:
