@@ -8,7 +8,7 @@ DEMO   ?= demo-data
 PYTEST_ARGS ?=
 SK     := $(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse
 
-.PHONY: setup demo test chaos bench lint dist cluster-demo clean
+.PHONY: setup demo test test-fast chaos bench lint dist cluster-demo clean
 
 setup: $(STAMP)
 	@$(BIN)/skewless jars fetch
@@ -63,6 +63,12 @@ demo: setup
 test: setup
 	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
 
+# Pure logic only (no JVM): for iterating; `make test` runs these too.
+FAST_TESTS = tests/test_statements.py tests/test_properties.py tests/test_config.py tests/test_logformat.py \
+             tests/test_logger.py
+test-fast: setup
+	$(BIN)/pytest -q $(wildcard $(FAST_TESTS)) $(PYTEST_ARGS)
+
 # The long kill campaign (make test kills each job once): compact, labels and snapshot create each
 # SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos-*.json.
 chaos: setup
@@ -76,6 +82,7 @@ bench: setup
 	$(PY) bench/snapshot.py
 	$(PY) bench/skew.py
 	$(PY) bench/drift.py
+	$(PY) bench/sql.py
 
 lint: setup
 	$(BIN)/ruff check skewless jobs tests bench
