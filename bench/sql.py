@@ -56,7 +56,7 @@ def build(work: Path, rps: int) -> list[str]:
     return roots
 
 
-def check_input(roots: list[str]) -> dict[str, int]:
+def check_input(roots: list[str]) -> dict[int, int]:
     done = subprocess.run([SKEWLESS, *roots, "sql", "--role", "analyst", "--format", "csv",
                            "SELECT event_hour, count(*) AS n, count_if(event_hour IS NULL) AS nulls FROM feature_logs "
                            "GROUP BY 1 ORDER BY 1"], capture_output=True, text=True, check=True)

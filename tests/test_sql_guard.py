@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from importlib import resources
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ from .conftest import HOUR, KEY, ROOT, frozen, record, write_hour
 ROLES = ("analyst", "ml_engineer", "privacy_officer")
 REFUSED = (QueryRefusedError, AccessDeniedError, UsageError)
 SKEWLESS = str(Path(sys.executable).parent / "skewless")
-BEELINE = str(Path(sys.executable).parent.parent / "lib" / "python3.11" / "site-packages" / "pyspark" / "bin" / "beeline")
+BEELINE = str(resources.files("pyspark").joinpath("bin", "beeline"))  # beeline ships with pyspark
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,7 @@ def wh(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
 def state(spark: SparkSession, wh: Config) -> Callable[[], object]:
     """Every table's rows (collected), Delta version and properties, and the scratch folder's contents."""
     def now() -> object:
-        out = {}
+        out: dict[str, object] = {}
         for name in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.INGESTION_AUDIT):
             path = table_path(wh.paths.warehouse, name)
             out[name] = (sorted(map(str, frozen(spark, read_delta(spark, path)).collect())),
@@ -149,7 +150,8 @@ def test_refusals_name_what_and_why(bound: dict[str, tuple[SparkSession, Binding
         "RESTORE TABLE feature_logs TO VERSION AS OF 0": r"query refused: command RestoreTableStatement",
         "SELECT * FROM feature_logs VERSION AS OF 0": r"query refused: time travel",
         "SELECT input_file_name() FROM feature_logs": r"query refused: function input_file_name\(\)",
-        "SELECT * FROM range(1), delta.`{wh}/feature_logs`": r"query refused: relation delta\..*: a role reads its views",
+        "SELECT * FROM range(1), delta.`{wh}/feature_logs`":
+            r"query refused: relation delta\..*: a role reads its views",
         "USE other_db": r"query refused: USE other_db",
         "SELECT raw_text FROM feature_logs_quarantine": r"may not read feature_logs_quarantine",
         "SELECT entity.email FROM feature_logs":
@@ -328,8 +330,9 @@ cfg = load({str(ROOT / 'conf' / 'warehouse.yaml')!r}).with_paths({wh.paths.landi
 spark = skewless.sql.session("ml_engineer", cfg)
 out = {{"n": spark.sql("SELECT count(*) FROM feature_logs").first()[0]}}
 other = spark.newSession()
-for name, fn in [("newSession", lambda: other.read.format("delta").load({wh.paths.warehouse!r} + "/feature_logs").collect()),
-                 ("path", lambda: spark.read.format("delta").load({wh.paths.warehouse!r} + "/feature_logs").collect()),
+fl = {wh.paths.warehouse!r} + "/feature_logs"
+for name, fn in [("newSession", lambda: other.read.format("delta").load(fl).collect()),
+                 ("path", lambda: spark.read.format("delta").load(fl).collect()),
                  ("drop", lambda: spark.sql("DROP VIEW feature_logs"))]:
     try:
         fn(); out[name] = "ran"

@@ -4,6 +4,7 @@ statements in the history file, Ctrl-D to leave; and the same statements from a 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import pty
 import select
@@ -69,10 +70,8 @@ class Terminal:
                 return os.waitstatus_to_exitcode(status)
             ready, _, _ = select.select([self.fd], [], [], 0.5)
             if ready:
-                try:
+                with contextlib.suppress(OSError):
                     self.seen += os.read(self.fd, 65536).decode(errors="replace")
-                except OSError:
-                    pass
         os.kill(self.pid, 9)
         raise AssertionError(f"the shell did not exit; it showed:\n{self.seen[-3000:]}")
 

@@ -21,7 +21,6 @@ from pyspark.sql import SparkSession
 from skewless.core.config import SparkSettings
 from skewless.core.jars import require_jars
 
-
 GUARD_EXTENSION = "io.skewless.sql.SkewlessSqlExtension"
 # The one line the JVM prints on every start because Spark's launcher adds the Vector API module.
 _JVM_NOISE = (b"WARNING: Using incubator modules:",)

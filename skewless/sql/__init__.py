@@ -19,9 +19,10 @@ def session(role: str | None = None, config: str | Config | None = None, *, spar
             whole_application: bool = True) -> SparkSession:
     """A Spark session bound to `role` (default: the policy's default_role): the project's tables by plain
     name as the role's views, `spark.sql` and the DataFrame API checked by the JVM guard before anything
-    runs. `config`: a warehouse YAML or a loaded Config (default $SKEWLESS_CONFIG, else conf/warehouse.yaml). `spark`: bind
-    this session instead of building one (it must have the extension). With `whole_application` (the
-    default) every other session of the JVM is bound too and reads nothing."""
+    runs. `config`: a warehouse YAML or a loaded Config (default $SKEWLESS_CONFIG, else
+    conf/warehouse.yaml). `spark`: bind this session instead of building one (it must have the
+    extension). With `whole_application` (the default) every other session of the JVM is bound too
+    and reads nothing."""
     from skewless.core.config import Config, config_path, load
     from skewless.core.session import build_session
     from skewless.sql.roles import bind

@@ -9,6 +9,7 @@ statement without `;` runs at EOF. A refused or rejected statement prints why an
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -162,10 +163,8 @@ def _start_history() -> None:
         return
     path = history_file()
     if path.is_file():
-        try:
+        with contextlib.suppress(OSError):
             readline.read_history_file(path)
-        except OSError:
-            pass
     readline.set_history_length(2000)
 
 
