@@ -10,22 +10,19 @@ import org.apache.spark.sql.catalyst.analysis.UnresolvedFunction;
 import org.apache.spark.sql.catalyst.analysis.UnresolvedRelation;
 import org.apache.spark.sql.catalyst.analysis.UnresolvedTableValuedFunction;
 import org.apache.spark.sql.catalyst.expressions.Expression;
-import org.apache.spark.sql.catalyst.plans.QueryPlan;
 import org.apache.spark.sql.catalyst.plans.logical.Command;
 import org.apache.spark.sql.catalyst.plans.logical.LogicalPlan;
-import org.apache.spark.sql.catalyst.plans.logical.View;
-import org.apache.spark.sql.execution.datasources.LogicalRelation;
 import scala.jdk.javaapi.CollectionConverters;
 
 /**
- * The two checks of a bound session. Both are allow-lists: a node, expression or function that is
- * not known to be read-only is refused by its name.
+ * The parsed-plan check of a bound session, and the helpers it shares with {@link AnalysedPlans}. Both
+ * checks are allow-lists: a node, expression or function not known to be read-only is refused by name.
  *
  * <p>Parsed plans ({@link #checkParsed}): every node is a read-only query node, or one of the few
  * commands that only show what the role's views show (DESCRIBE and SHOW COLUMNS of a view, SHOW
  * TABLES); every relation is a single name; every function is a built-in of a pure group.
  *
- * <p>Analysed plans ({@link #checkAnalysed}): every leaf is one of the role's temporary views (whose
+ * <p>Analysed plans ({@link AnalysedPlans#checkAnalysed}): every leaf is one of the role's temporary views (whose
  * insides the guard trusts: the tool built them), a relation that reads no storage, or Delta's own
  * replay of a log; no command but the allowed ones; no function outside the allow-list.
  */
@@ -33,9 +30,9 @@ final class PlanChecks {
     private PlanChecks() {
     }
 
-    private static final String WHY_READ_ONLY = "a role runs read queries (SELECT, WITH, VALUES, TABLE), DESCRIBE "
+    static final String WHY_READ_ONLY = "a role runs read queries (SELECT, WITH, VALUES, TABLE), DESCRIBE "
             + "and SHOW COLUMNS of its views and SHOW TABLES, nothing else";
-    private static final String WHY_VIEWS = "a role reads its views only: no file source, path table or catalog table";
+    static final String WHY_VIEWS = "a role reads its views only: no file source, path table or catalog table";
 
     /** Query nodes of a parsed plan that read only their children. */
     private static final Set<String> PARSED_READ_NODES = Set.of(
@@ -54,14 +51,6 @@ final class PlanChecks {
             "UnresolvedAttribute", "UnresolvedStar", "UnresolvedAlias", "UnresolvedExtractValue", "UnresolvedRegex",
             "UnresolvedOrdinal", "UnresolvedNamedLambdaVariable", "UnresolvedFunction", "MultiAlias",
             "UnresolvedGenerator", "UnresolvedStarExcept");
-    /** Leaves of an analysed plan that read no storage, or only Delta's replay of a table's log. */
-    private static final Set<String> ANALYSED_LEAVES = Set.of(
-            "LocalRelation", "OneRowRelation", "Range", "CTERelationRef", "LogicalRDD", "CommandResult");
-    /** Commands of an analysed plan that only show the role's views (their targets are checked). */
-    private static final Set<String> ANALYSED_COMMANDS = Set.of(
-            "DescribeTableCommand", "DescribeColumnCommand", "ShowColumnsCommand", "ShowTablesCommand",
-            "ShowTables", "DescribeRelation", "DescribeColumn", "ShowColumns", "SetCatalogAndNamespace");
-
     static String simpleName(Object o) {
         String name = o.getClass().getName();
         name = name.substring(name.lastIndexOf('.') + 1);
@@ -71,11 +60,11 @@ final class PlanChecks {
         return name.substring(name.lastIndexOf('$') + 1);
     }
 
-    private static <T> List<T> list(scala.collection.Seq<T> seq) {
+    static <T> List<T> list(scala.collection.Seq<T> seq) {
         return CollectionConverters.asJava(seq);
     }
 
-    private static QueryRefusedException refuse(String what, String why) {
+    static QueryRefusedException refuse(String what, String why) {
         return new QueryRefusedException(what, why);
     }
 
@@ -114,11 +103,11 @@ final class PlanChecks {
         }
     }
 
-    private static String describe(String nodeName) {
+    static String describe(String nodeName) {
         return describe(nodeName, false);
     }
 
-    private static String describe(String nodeName, boolean command) {
+    static String describe(String nodeName, boolean command) {
         return switch (nodeName) {
             case "UnresolvedExecuteImmediate" -> "EXECUTE IMMEDIATE";
             case "CompoundBody", "SingleStatement" -> "a SQL script";
@@ -129,7 +118,7 @@ final class PlanChecks {
         };
     }
 
-    private static void pushAll(Deque<LogicalPlan> stack, LogicalPlan node) {
+    static void pushAll(Deque<LogicalPlan> stack, LogicalPlan node) {
         for (LogicalPlan child : list(node.children())) {
             stack.push(child);
         }
@@ -175,7 +164,7 @@ final class PlanChecks {
      * {@code USE default} is what JDBC clients send when they connect; it changes nothing a role can
      * read (its views are temporary views, visible from every namespace). Any other namespace is refused.
      */
-    private static void requireDefaultNamespace(LogicalPlan target, String accessor) {
+    static void requireDefaultNamespace(LogicalPlan target, String accessor) {
         List<String> parts = List.of();
         try {
             parts = list((scala.collection.Seq<String>) target.getClass().getMethod(accessor).invoke(target));
@@ -232,128 +221,4 @@ final class PlanChecks {
         }
     }
 
-    // ---------------------------------------------------------------- analysed plans
-
-    static void checkAnalysed(LogicalPlan root, RoleGuard.Lock lock) {
-        Deque<LogicalPlan> stack = new ArrayDeque<>();
-        stack.push(root);
-        while (!stack.isEmpty()) {
-            LogicalPlan node = stack.pop();
-            String name = simpleName(node);
-            if (node instanceof View view) {
-                String table = view.desc().identifier().table().toLowerCase(Locale.ROOT);
-                if (!view.isTempView() || !lock.views().contains(table)) {
-                    throw refuse("view " + table, "not one of the role's views (" + String.join(", ", lock.views()) + ")");
-                }
-                continue;  // inside is the role's view itself: built by the tool before the session was bound
-            }
-            if (name.equals("ResolvedTempView")) {  // the catalog API's look-up of a view: its name and schema
-                String view = tempViewName(node);
-                if (view == null || !lock.views().contains(view)) {
-                    throw refuse("view " + view, "not one of the role's views (" + String.join(", ", lock.views()) + ")");
-                }
-                continue;
-            }
-            if (node instanceof Command) {
-                if (!ANALYSED_COMMANDS.contains(name)) {
-                    throw refuse(describe(name), WHY_READ_ONLY);
-                }
-                checkAnalysedCommand(node, name, lock);
-                continue;
-            }
-            if (node.children().isEmpty() && !ANALYSED_LEAVES.contains(name) && !isDeltaLogReplay(node)) {
-                throw refuse("relation " + name, WHY_VIEWS);
-            }
-            for (Expression e : list(node.expressions())) {
-                checkAnalysedExpression(e);
-            }
-            pushAll(stack, node);
-        }
-    }
-
-    private static String tempViewName(LogicalPlan node) {
-        try {
-            org.apache.spark.sql.connector.catalog.Identifier ident =
-                    (org.apache.spark.sql.connector.catalog.Identifier) node.getClass().getMethod("identifier").invoke(node);
-            if (ident.namespace().length != 0) {
-                return String.join(".", ident.namespace()) + "." + ident.name();  // a global temp view: never the role's
-            }
-            return ident.name().toLowerCase(Locale.ROOT);
-        } catch (ReflectiveOperationException | ClassCastException e) {
-            return null;
-        }
-    }
-
-    /** Delta reads a table's log through its own file index; nothing a query can name makes one. */
-    private static boolean isDeltaLogReplay(LogicalPlan node) {
-        return node instanceof LogicalRelation rel
-                && rel.relation() instanceof org.apache.spark.sql.execution.datasources.HadoopFsRelation fs
-                && fs.location().getClass().getName().equals("org.apache.spark.sql.delta.DeltaLogFileIndex");
-    }
-
-    private static void checkAnalysedCommand(LogicalPlan node, String name, RoleGuard.Lock lock) {
-        String target = null;
-        try {
-            switch (name) {
-                case "DescribeTableCommand", "DescribeColumnCommand" -> target = tableOf(node, "table");
-                case "ShowColumnsCommand" -> target = tableOf(node, "tableName");
-                case "ShowTablesCommand" -> {
-                    Object db = node.getClass().getMethod("databaseName").invoke(node);
-                    if (((scala.Option<?>) db).isDefined()) {
-                        throw refuse("SHOW TABLES IN another namespace", "a role sees its own views only");
-                    }
-                    return;
-                }
-                case "SetCatalogAndNamespace" -> {
-                    requireDefaultNamespace(list(node.children()).get(0), "namespace");
-                    return;
-                }
-                default -> {
-                    for (LogicalPlan child : list(node.children())) {
-                        if (!simpleName(child).equals("ResolvedNamespace") && !simpleName(child).equals("ResolvedTempView")) {
-                            throw refuse(describe(name) + " of " + simpleName(child), WHY_READ_ONLY);
-                        }
-                        if (simpleName(child).equals("ResolvedTempView")) {
-                            Object ident = child.getClass().getMethod("identifier").invoke(child);
-                            target = ident.toString();
-                        }
-                    }
-                    return;
-                }
-            }
-        } catch (ReflectiveOperationException e) {
-            throw refuse(describe(name), "its target could not be checked");
-        }
-        if (target == null || !lock.views().contains(target.toLowerCase(Locale.ROOT))) {
-            throw refuse(name + " " + target, "a role describes its own views only (" + String.join(", ", lock.views()) + ")");
-        }
-    }
-
-    private static String tableOf(LogicalPlan node, String accessor) throws ReflectiveOperationException {
-        Object ident = node.getClass().getMethod(accessor).invoke(node);
-        org.apache.spark.sql.catalyst.TableIdentifier t = (org.apache.spark.sql.catalyst.TableIdentifier) ident;
-        if (t.database().isDefined() || t.catalog().isDefined()) {
-            return t.unquotedString();
-        }
-        return t.table();
-    }
-
-    private static void checkAnalysedExpression(Expression root) {
-        Deque<Expression> stack = new ArrayDeque<>();
-        stack.push(root);
-        while (!stack.isEmpty()) {
-            Expression e = stack.pop();
-            if (Functions.refusedClasses().contains(e.getClass().getName())) {
-                throw refuse("function " + Functions.nameOf(e.getClass().getName()) + "()", Functions.WHY);
-            }
-            for (Expression child : list(e.children())) {
-                stack.push(child);
-            }
-        }
-    }
-
-    @SuppressWarnings("unused")
-    private static boolean isPlan(Object o) {
-        return o instanceof QueryPlan<?>;
-    }
 }

@@ -33,7 +33,7 @@ public final class SkewlessSqlExtension extends AbstractFunction1<SparkSessionEx
                     public BoxedUnit apply(LogicalPlan plan) {
                         RoleGuard.Lock lock = RoleGuard.lockOf(session);
                         if (lock != null) {
-                            PlanChecks.checkAnalysed(plan, lock);
+                            AnalysedPlans.checkAnalysed(plan, lock);
                         }
                         return BoxedUnit.UNIT;
                     }
