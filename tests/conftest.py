@@ -90,3 +90,17 @@ def write_hour(landing: str | Path, hour: datetime, name: str, lines: list[Any],
     path = folder / (name + (".jsonl.gz" if gz else ".jsonl"))
     path.write_bytes(gzip.compress(body) if gz else body)
     return path
+
+
+@pytest.fixture(scope="session")
+def guard_wh(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """One small warehouse for the SQL tests (two loaded rows, one quarantined line), built once."""
+    from skewless.core.progress import Progress
+    from skewless.ingest import job as compact_run
+
+    root = tmp_path_factory.mktemp("guard")
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
+    write_hour(cfg.paths.landing, HOUR, "part-0", [record("r1"), record("r2"), "{not json"])
+    compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
+    (root / "scratch").mkdir()
+    return cfg
