@@ -1,6 +1,6 @@
-"""The session's jars: Delta Lake's, fetched once from Maven Central (SHA-1 checked), and the project's
-own SQL extension (the role guard), compiled from its Java source with the JDK against the installed
-pyspark's jars.
+"""The session's jars: Delta Lake's and spark-avro's, fetched once from Maven Central (SHA-1 checked),
+and the project's own JVM code (the SQL extension that is the role guard, the Avro block walker),
+compiled from its Java sources with the JDK against the installed pyspark's jars.
 
 `skewless jars fetch` downloads, verifies and builds them (run by `make setup`) into $SKEWLESS_JARS_DIR,
 by default the user's cache (~/.cache/skewless/jars), shared by every checkout and install;
@@ -28,10 +28,16 @@ SPARK_MINOR = "4.1"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
 # (group path, artifact, version): delta-spark for this Spark minor and its storage layer. Its other
 # Maven dependencies (Spark, Hadoop, Parquet, Jackson) are already in pyspark's jars.
+# spark-avro reads log format v2: the newest 4.1 release on Maven Central (Spark's 4.1 patch releases
+# share the data source API; pyspark ships the Avro library itself).
+SPARK_AVRO_VERSION = "4.1.1"
 ARTIFACTS = (
     ("io/delta", f"delta-spark_{SPARK_MINOR}_2.13", DELTA_VERSION),
     ("io/delta", "delta-storage", DELTA_VERSION),
+    ("org/apache/spark", "spark-avro_2.13", SPARK_AVRO_VERSION),
 )
+# Folders of the project's Java sources (package data), compiled into one jar.
+JVM_SOURCES = (("sql", "jvm"), ("ingest", "jvm"))
 
 
 def jars_dir() -> Path:
@@ -46,18 +52,21 @@ def jar_paths() -> list[Path]:
 
 
 def require_jars() -> list[Path]:
-    """Delta's jars and the guard extension's (built here if its sources changed since the last build)."""
+    """Delta's and spark-avro's jars, and the project's own (built here if its sources changed)."""
     paths = jar_paths()
     missing = [str(p) for p in paths if not p.is_file()]
     if missing:
-        raise DeltaJarsMissingError(f"Delta jars missing: {missing}; run `make setup` (skewless jars fetch)")
+        raise DeltaJarsMissingError(f"jars missing: {missing}; run `make setup` (skewless jars fetch)")
     return [*paths, build_extension()]
 
 
 def _extension_sources() -> list[tuple[str, bytes]]:
     # Package data read as resources (the package may be a zip under spark-submit --py-files).
-    folder = resources.files("skewless").joinpath("sql", "jvm")
-    return sorted((f.name, f.read_bytes()) for f in folder.iterdir() if f.name.endswith(".java"))
+    out = []
+    for parts in JVM_SOURCES:
+        folder = resources.files("skewless").joinpath(*parts)
+        out += [(f"{'/'.join(parts)}/{f.name}", f.read_bytes()) for f in folder.iterdir() if f.name.endswith(".java")]
+    return sorted(out)
 
 
 def extension_jar() -> Path:
@@ -89,6 +98,7 @@ def build_extension() -> Path:
         src.mkdir()
         files = []
         for name, body in _extension_sources():
+            (src / name).parent.mkdir(parents=True, exist_ok=True)
             (src / name).write_bytes(body)
             files.append(str(src / name))
         for cmd in ([javac, "-nowarn", "--release", "17", "-d", str(classes), "-cp", classpath, *files],
@@ -127,8 +137,8 @@ def fetch() -> list[Path]:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", nargs="?", choices=("path", "fetch"), default="path",
-                   help="path (default): print the jar list; fetch: download and verify Delta's, build the "
-                        "SQL extension")
+                   help="path (default): print the jar list; fetch: download and verify Delta's and "
+                        "spark-avro's, build the project's JVM code")
 
 
 def run(args: argparse.Namespace) -> int:

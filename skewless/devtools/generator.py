@@ -20,11 +20,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
-from skewless.core.names import LABELS_DIR
+from skewless.core.names import LABELS_DIR, FeatureType
 from skewless.serving.logformat import rfc3339
 from skewless.serving.logger import PredictionLogger
 
@@ -34,6 +34,15 @@ DEVICE_TYPES = ("ios", "android", "web", "pos")
 PAYMENT_METHODS = ("card", "wallet", "bank_transfer")
 REGIONS = ("us-east-1", "eu-west-1", "ap-south-1")
 NEW_FEATURE = "merchant_embedding_norm"
+_CATEGORICAL = ("merchant_category", "country", "device_type", "payment_method")
+# The served vector's fields and types: a v2 logger's schema (the feature appearing mid-way included).
+SERVED_FEATURES: dict[str, FeatureType] = {
+    **{n: "numeric" for n in ("amount", "amount_zscore", "merchant_risk", "txn_count_1h", "txn_count_24h",
+                              "avg_amount_30d", "account_age_days", "device_fingerprint_score", "ip_risk",
+                              "hour_of_day", "distance_from_home_km", "failed_logins_24h", "chargebacks_90d",
+                              "email_domain_risk", "velocity_score", NEW_FEATURE)},
+    **{n: "categorical" for n in _CATEGORICAL}, "card_present": "boolean",
+}
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,9 @@ class GenSpec:
     drift_from: datetime | None = None
     compress_level: int = 1
     quirks: bool = True
+    log_format: Literal["json", "avro"] = "json"  # v1 JSON lines or v2 Avro (+ v1 lines for what v2 cannot hold)
+    codec: str = "deflate"
+    cut_file: bool = True  # with quirks: one closed file of host 0 is cut short, as a crashed upload
 
 
 @dataclass(frozen=True)
@@ -193,7 +205,8 @@ def _run_host(job: _HostJob) -> dict[str, int]:
     clock = [spec.start]
     logger = PredictionLogger(
         spec.landing, host=f"pod-{job.host}", sample_rate=spec.sample_rate, background=False,
-        compress_level=spec.compress_level, clock=lambda: clock[0],
+        compress_level=spec.compress_level, clock=lambda: clock[0], log_format=spec.log_format,
+        features=SERVED_FEATURES if spec.log_format == "avro" else None, codec=spec.codec, model="fraud",
     )
     labels: dict[str, list[str]] = {}
     stats = {"records": 0, "retries": 0, "broken": 0, "labels": 0}
@@ -222,8 +235,8 @@ def _run_host(job: _HostJob) -> dict[str, int]:
                 stats["retries"] += 1
             _labels_for(rec, fraud, rng, labels, spec.quirks)
     logger.close()
-    if spec.quirks and job.host == 0 and len(logger.closed_files) > 1:
-        # A host crashed while uploading: one gzip file is cut short (compaction must survive it).
+    if spec.quirks and spec.cut_file and job.host == 0 and len(logger.closed_files) > 1:
+        # A host crashed while uploading: one file is cut short (compaction must survive it).
         victim = logger.closed_files[len(logger.closed_files) // 2]
         data = victim.read_bytes()
         victim.write_bytes(data[: max(64, int(len(data) * 0.6))])

@@ -21,6 +21,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--drift-from", help="hour from which device features drift, e.g. 2026-11-25T02")
     p.add_argument("--no-quirks", action="store_true", help="clean traffic: no retries, broken lines, late files")
     p.add_argument("--compress-level", type=int, default=1, help="gzip level 0-9 (0 writes plain .jsonl)")
+    p.add_argument("--format", choices=("json", "avro"), default="json", dest="log_format",
+                   help="log format: json (v1, default) or avro (v2; what v2 cannot hold is written as v1)")
+    p.add_argument("--codec", choices=("deflate", "zstandard"), default="deflate", help="Avro codec (--format avro)")
+    p.add_argument("--no-cut-file", action="store_true", help="with quirks, still no file cut short")
 
 
 def run(cfg: Config, args: argparse.Namespace) -> int:
@@ -35,7 +39,8 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         raise UsageError("--compress-level must be 0-9")
     spec = GenSpec(landing=cfg.paths.landing, start=start, hours=args.hours, rps=args.rps, seed=args.seed,
                    hosts=args.hosts, sample_rate=args.sample_rate, drift_from=drift,
-                   compress_level=args.compress_level, quirks=not args.no_quirks)
+                   compress_level=args.compress_level, quirks=not args.no_quirks, log_format=args.log_format,
+                   codec=args.codec, cut_file=not args.no_cut_file)
     totals = generate(spec)
     summary({"job": "generate", "landing": cfg.paths.landing, **totals})
     return 0

@@ -28,8 +28,9 @@ from skewless.core.names import FeatureType
 from skewless.core.paths import LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
 from skewless.core.policy import HashKey, resolve_key
 from skewless.core.progress import Progress, summary
-from skewless.core.storage import LandingFile, list_files, list_subfolders, read_landing_text
-from skewless.ingest.parse import LINE_COLUMNS, ParseRules, classify_lines, explain_unparsed, parse_lines
+from skewless.core.storage import LandingFile, list_files, list_subfolders
+from skewless.ingest.parse import ParseRules, explain_unparsed
+from skewless.ingest.sources import AVRO_SUFFIX, AvroFile, classified_hour, unread_avro, walk_avro
 from skewless.ingest.transforms import (
     FeatureLimits,
     bytes_read_per_file,
@@ -105,11 +106,6 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     return 1 if incomplete else 0  # loaded what could be read; a check failed: some files were not
 
 
-def read_lines(spark: SparkSession, files: list[LandingFile], hour: datetime) -> DataFrame:
-    lines = read_landing_text(spark, files)
-    return lines.select(*lines.columns, F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR)).select(*LINE_COLUMNS)
-
-
 def table_members(spark: SparkSession, path: str, version: int | None = None) -> dict[str, list[tuple[str, str]]]:
     """(name, simple type) of the fields of each object column the table holds (at `version`)."""
     if not is_table(spark, path):
@@ -147,6 +143,7 @@ class HourRun:
     run_id: str
     started: datetime
     files: list[LandingFile]
+    avro: list[AvroFile]    # the v2 files among `files`, with their block walks
     rules: ParseRules
     members: dict[str, list[tuple[str, str]]]
     fl_path: str
@@ -185,16 +182,18 @@ def _compact_once(spark: SparkSession, cfg: Config, hour: datetime, progress: Pr
     fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
     pinned = current_version(spark, fl_path)
     members = table_members(spark, fl_path, pinned)
+    files = list_files(spark, predictions_hour(cfg.paths.landing, hour), (*LANDING_SUFFIXES, AVRO_SUFFIX))
     run = HourRun(
         hour=hour.replace(tzinfo=None), run_id=f"compact-{hour:%Y%m%dT%H}-{uuid.uuid4().hex[:10]}", started=started,
-        files=list_files(spark, predictions_hour(cfg.paths.landing, hour), LANDING_SUFFIXES),
+        files=files, avro=walk_avro(spark, [f for f in files if f.path.endswith(AVRO_SUFFIX)]),
         rules=parse_rules(cfg, hour, feature_types_of(members.get(N.FEATURES, []))), members=members,
         fl_path=fl_path, q_path=table_path(cfg.paths.warehouse, N.FEATURE_LOGS_QUARANTINE), key=key, pinned=pinned)
-    progress.step(f"hour {run.label}: {len(run.files)} files, {sum(f.size for f in run.files) / 1e6:.1f} MB")
+    progress.step(f"hour {run.label}: {len(run.files)} files ({len(run.avro)} Avro), "
+                  f"{sum(f.size for f in run.files) / 1e6:.1f} MB")
     # Parsed once, read by every step below. On disk: memory stays flat whatever the hour's size.
     # Only the steps that report reasons (the counts, the quarantine) explain unparsed lines.
-    lines = read_lines(spark, run.files, run.hour)
-    parsed = classify_lines(parse_lines(lines, run.rules.max_record_bytes), run.rules)
+    text_files = [f for f in run.files if not f.path.endswith(AVRO_SUFFIX)]
+    parsed = classified_hour(spark, text_files, run.avro, run.hour, run.rules)
     # A forgotten subject's records never load again, whatever file or rerun brings them.
     persisted = forgotten_filter(spark, cfg, (key, *previous))(parsed).persist(StorageLevel.DISK_ONLY)
     held = [persisted]
@@ -205,7 +204,7 @@ def _compact_once(spark: SparkSession, cfg: Config, hour: datetime, progress: Pr
         progress.step(f"hour {run.label}: parsed {sum(r['n'] for r in stats)} lines")
         firsts = first_records(classified).persist(StorageLevel.MEMORY_AND_DISK)
         held.append(firsts)
-        unreadable = _unread(spark, run.files, firsts)
+        unreadable = _unread(spark, run, firsts)
         for f in unreadable:
             progress.step(f"hour {run.label}: WARNING {f.name}: {f.detail}")
         valid_hours = [r["hour"] for r in stats if r[N.REASON] is None]
@@ -295,10 +294,12 @@ def _finish(spark: SparkSession, cfg: Config, run: HourRun, record: dict[str, An
     return record
 
 
-def _unread(spark: SparkSession, files: list[LandingFile], firsts: DataFrame) -> list[UnreadFile]:
-    """The run's files whose bytes were not all read (cut, not gzip, an I/O error): loud, never silent."""
+def _unread(spark: SparkSession, run: HourRun, firsts: DataFrame) -> list[UnreadFile]:
+    """The run's files not read whole (cut, not gzip or Avro, a corrupt block, an I/O error): loud,
+    never silent. Units read per file: bytes of lines for v1, records for v2."""
     read = {file_key(r[N.SOURCE_FILE]): int(r["bytes"]) for r in bytes_read_per_file(firsts).collect()}
-    return unread_files(spark, files, read)
+    text = [f for f in run.files if not f.path.endswith(AVRO_SUFFIX)]
+    return sorted(unread_files(spark, text, read) + unread_avro(run.avro, read), key=lambda f: f.path)
 
 
 def _existing_ids(spark: SparkSession, cfg: Config, run: HourRun, event_hours: list[datetime]) -> DataFrame:
