@@ -45,6 +45,9 @@ def test_hmac_is_rfc2104_stable_and_keyed(spark: SparkSession) -> None:
         assert row["b"] == f"k2:{_py_hmac(other.secret, value)}"
         assert row["a"][3:] != row["b"][3:]
         assert pseudonyms(value, [KEY, other]) == [row["a"], row["b"]]  # what `forget` looks for
+    # A batch holding nulls only (a partition where a member is absent): nulls, not a worker crash.
+    nulls = spark.createDataFrame([(None,), (None,)], "v string").repartition(1)
+    assert [r[0] for r in nulls.select(pseudonym(F.col("v"), KEY)).collect()] == [None, None]
 
 
 def _policy_file(tmp_path: Path, edit: str) -> Path:

@@ -12,8 +12,9 @@ from pathlib import Path
 from skewless.core import names as N
 
 _SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
-# Landing files the jobs read: JSON lines, plain or gzip.
+# Landing files the jobs read: JSON lines (format v1), plain or gzip; predictions also Avro (format v2).
 LANDING_SUFFIXES = (".jsonl", ".jsonl.gz")
+AVRO_SUFFIX = ".avro"
 SNAPSHOTS_DIR = "snapshots"
 
 

@@ -73,7 +73,8 @@ def classify_avro(records: DataFrame, rules: ParseRules, writer: WriterSchema) -
         _col(writer, N.SAMPLE_RATE, "double").cast("double").alias(N.SAMPLE_RATE),
         _col(writer, N.CONTEXT, "map<string,string>").alias(N.CONTEXT),
         F.to_json(F.struct(*[F.col(c) for c in writer.fields])).alias("_json"),
-        F.xxhash64(*[_hashable(records.schema[c].dataType, F.col(c)) for c in writer.fields]).alias(N.RECORD_HASH),
+        F.xxhash64(F.lit(0), *[_hashable(records.schema[c].dataType, F.col(c)) for c in writer.fields])
+        .alias(N.RECORD_HASH),
         *[(fcol[n].isNotNull() & (F.lit(feats[n] != t))).alias(f"_bad_{n}") for n, t in rules.features.items()
           if n in feats],
         *[(fcol[n].isNotNull() & ~_finite(fcol[n].cast("double"))).alias(f"_nonfinite_{n}") for n in feats

@@ -104,10 +104,11 @@ def check_writer_schema(metadata: Mapping[str, str]) -> WriterSchema:
         schema = json.loads(text)
     except ValueError:
         return WriterSchema(text, N.UNSUPPORTED_SCHEMA_VERSION)
-    if metadata.get(META_VERSION) != str(SCHEMA_VERSION_V2) or not isinstance(schema, dict) \
-            or schema.get("type") != "record":
+    if not isinstance(schema, dict) or schema.get("type") != "record":
         return WriterSchema(text, N.UNSUPPORTED_SCHEMA_VERSION)
     top = {f["name"]: f["type"] for f in schema.get("fields", [])}
+    if metadata.get(META_VERSION) != str(SCHEMA_VERSION_V2):
+        return WriterSchema(text, N.UNSUPPORTED_SCHEMA_VERSION, fields=tuple(top))
     unknown = sorted(set(top) - set(TOP_FIELDS))
     missing = [reason for name, reason in _REQUIRED.items() if name not in top]
     reason = (f"{N.UNKNOWN_FIELD}:{unknown[0]}" if unknown else missing[0] if missing else

@@ -25,12 +25,12 @@ from skewless.core.config import Config
 from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
 from skewless.core.names import FeatureType
-from skewless.core.paths import LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
+from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
 from skewless.core.policy import HashKey, resolve_key
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import LandingFile, list_files, list_subfolders
 from skewless.ingest.parse import ParseRules, explain_unparsed
-from skewless.ingest.sources import AVRO_SUFFIX, AvroFile, classified_hour, unread_avro, walk_avro
+from skewless.ingest.sources import AvroFile, classified_hour, unread_avro, walk_avro
 from skewless.ingest.transforms import (
     FeatureLimits,
     bytes_read_per_file,

@@ -17,12 +17,12 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key
+from skewless.core.paths import AVRO_SUFFIX
 from skewless.core.storage import LandingFile, read_landing_text
 from skewless.ingest.avro import classify_avro
 from skewless.ingest.avroschema import WriterSchema, check_writer_schema
 from skewless.ingest.parse import LINE_COLUMNS, ParseRules, classify_lines, parse_lines
 
-AVRO_SUFFIX = ".avro"
 # Row ids are monotonically_increasing_id per source frame; each source gets its own high bits so
 # ids stay unique in the union (dedup drops rows by id).
 _SOURCE_SHIFT = 56
@@ -70,10 +70,11 @@ def classified_hour(spark: SparkSession, json_files: list[LandingFile], avro_fil
     text = read_landing_text(spark, json_files)
     lines = text.select(*text.columns, F.lit(hour).cast("timestamp").alias(N.LANDING_HOUR)).select(*LINE_COLUMNS)
     out = classify_lines(parse_lines(lines, rules.max_record_bytes), rules)
-    groups: dict[str, tuple[WriterSchema, list[str]]] = {}
+    # One read per distinct writer schema and verdict (the same schema text with another version is another group).
+    groups: dict[tuple[str, str | None], tuple[WriterSchema, list[str]]] = {}
     for f in avro_files:
         if f.writer is not None and f.records > 0:
-            groups.setdefault(f.writer.text, (f.writer, []))[1].append(f.path)
+            groups.setdefault((f.writer.text, f.writer.reason), (f.writer, []))[1].append(f.path)
     for i, (writer, paths) in enumerate(groups.values(), start=1):
         records = (spark.read.format("avro").option("avroSchema", writer.text)
                    .option("ignoreCorruptFiles", "true").load(paths))

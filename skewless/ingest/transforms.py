@@ -24,6 +24,7 @@ from skewless.core import names as N
 from skewless.core.frames import require_columns
 from skewless.core.jsonrules import is_number, variant_type
 from skewless.core.names import FeatureType
+from skewless.core.paths import AVRO_SUFFIX
 from skewless.ingest.parse import SPARK_TYPES, type_ok, typed_value
 
 _FIRST = "_first_row"
@@ -170,8 +171,10 @@ def to_feature_logs(rows: DataFrame, new_features: Mapping[str, FeatureType], ru
     if new_features:
         features = F.struct(F.col(f"{N.FEATURES}.*"),
                             *[typed_value(extra[n], t).alias(n) for n, t in new_features.items()])
+    # The log format a row came in: v2 files are Avro, v1 files JSON lines (one format per file).
+    version = F.when(F.col(N.SOURCE_FILE).endswith(AVRO_SUFFIX), F.lit(2)).otherwise(F.lit(1))
     return rows.where(F.col(N.REASON).isNull()).select(
-        N.REQUEST_ID, N.LOGGED_AT, F.lit(1).alias(N.SCHEMA_VERSION), N.MODEL, N.ENTITY,
+        N.REQUEST_ID, N.LOGGED_AT, version.alias(N.SCHEMA_VERSION), N.MODEL, N.ENTITY,
         features.alias(N.FEATURES), N.FEATURE_STATUS, N.PREDICTION, N.SAMPLE_RATE, N.CONTEXT,
         F.to_date(N.LOGGED_AT).alias(N.EVENT_DATE), F.hour(N.LOGGED_AT).alias(N.EVENT_HOUR),
         N.LANDING_HOUR, N.SOURCE_FILE, N.SOURCE_LINE, N.RECORD_HASH,

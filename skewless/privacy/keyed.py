@@ -46,7 +46,8 @@ def _hasher(version: str, handle: Broadcast[bytes]) -> Callable[[pd.Series], pd.
         # Identifiers repeat within a batch (a user, a device): each distinct value is hashed once.
         present = values.notna()
         digests = {v: one(v) for v in values[present].unique()}
-        return values.map(digests).where(present, None)
+        # object dtype: a batch of nulls only would map to float NaN, which Arrow cannot make a string.
+        return values.map(digests).astype(object).where(present, None)
 
     hash_series.__name__ = f"pseudonym_{version}"
     return hash_series
