@@ -26,8 +26,10 @@ $(STAMP): pyproject.toml
 demo: setup
 	rm -rf $(DEMO)
 	@# Five hours of traffic: 00-02 train the model; 03 and 04 are served after it ships, and from 04
-	@# on the device features drift (the generator's --drift-from).
-	$(SK) generate --start 2026-11-25T00 --hours 5 --rps 40 --seed 7 --drift-from 2026-11-25T04
+	@# on the device features drift (the generator's --drift-from). Serving logs format v1 (JSON lines)
+	@# until 03, then v2 (Avro): hour 03's folder holds both (a file of 02 flushed late, and v2's).
+	$(SK) generate --start 2026-11-25T00 --hours 5 --rps 40 --seed 7 --drift-from 2026-11-25T04 \
+	    --format avro --avro-from 2026-11-25T03
 	@# Exit 1 = loaded what could be read, and a file could not be read whole: the generator
 	@# simulates a host that crashed mid-upload; the cut file is named in the audit and the quarantine.
 	for h in 00 01 02; do $(SK) compact --hour 2026-11-25T$$h || [ $$? -eq 1 ] || exit 1; done
@@ -65,7 +67,7 @@ test: setup
 
 # Pure logic only (no JVM): for iterating; `make test` runs these too.
 FAST_TESTS = tests/test_statements.py tests/test_properties.py tests/test_config.py tests/test_logformat.py \
-             tests/test_logger.py
+             tests/test_logger.py tests/test_avroformat.py
 test-fast: setup
 	$(BIN)/pytest -q $(wildcard $(FAST_TESTS)) $(PYTEST_ARGS)
 

@@ -58,6 +58,7 @@ class GenSpec:
     compress_level: int = 1
     quirks: bool = True
     log_format: Literal["json", "avro"] = "json"  # v1 JSON lines or v2 Avro (+ v1 lines for what v2 cannot hold)
+    avro_from: datetime | None = None  # with log_format avro: the hour the hosts switch from v1 to v2
     codec: str = "deflate"
     cut_file: bool = True  # with quirks: one closed file of host 0 is cut short, as a crashed upload
 
@@ -203,14 +204,17 @@ def _run_host(job: _HostJob) -> dict[str, int]:
     spec = job.spec
     rng = np.random.default_rng([spec.seed, job.host, 10_000])
     clock = [spec.start]
-    logger = PredictionLogger(
+    loggers = {fmt: PredictionLogger(
         spec.landing, host=f"pod-{job.host}", sample_rate=spec.sample_rate, background=False,
-        compress_level=spec.compress_level, clock=lambda: clock[0], log_format=spec.log_format,
-        features=SERVED_FEATURES if spec.log_format == "avro" else None, codec=spec.codec, model="fraud",
-    )
+        compress_level=spec.compress_level, clock=lambda: clock[0], log_format=fmt,
+        features=SERVED_FEATURES if fmt == "avro" else None, codec=spec.codec, model="fraud",
+    ) for fmt in {"json", spec.log_format}}
+    switch = spec.avro_from or spec.start
     labels: dict[str, list[str]] = {}
     stats = {"records": 0, "retries": 0, "broken": 0, "labels": 0}
     for h in range(spec.hours):
+        logger = loggers["avro" if spec.log_format == "avro" and spec.start + timedelta(hours=h) >= switch
+                         else "json"]
         # One host-hour in four is flushed 20-60 minutes late, into the next hour's folder.
         late = timedelta(minutes=int(rng.integers(20, 60))) if spec.quirks and rng.random() < 0.25 else timedelta()
         for rec in _predictions(job, h, logger):
@@ -234,15 +238,21 @@ def _run_host(job: _HostJob) -> dict[str, int]:
                 logger.submit(retry)
                 stats["retries"] += 1
             _labels_for(rec, fraud, rng, labels, spec.quirks)
-    logger.close()
-    if spec.quirks and spec.cut_file and job.host == 0 and len(logger.closed_files) > 1:
+    closed: list[Path] = []
+    for each in loggers.values():
+        each.close()
+        closed += each.closed_files
+    closed.sort(key=lambda p: (p.parent.parent.name, p.parent.name, p.name))
+    if spec.quirks and spec.cut_file and job.host == 0 and len(closed) > 1:
         # A host crashed while uploading: one file is cut short (compaction must survive it).
-        victim = logger.closed_files[len(logger.closed_files) // 2]
+        victim = closed[len(closed) // 2]
         data = victim.read_bytes()
         victim.write_bytes(data[: max(64, int(len(data) * 0.6))])
         stats["truncated_files"] = 1
     stats["labels"] = _write_labels(spec, job.host, labels)
-    stats.update({f"logger_{k}": v for k, v in logger.counters().items()})
+    for each in loggers.values():
+        for k, v in each.counters().items():
+            stats[f"logger_{k}"] = stats.get(f"logger_{k}", 0) + v
     return stats
 
 

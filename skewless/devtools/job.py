@@ -23,6 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compress-level", type=int, default=1, help="gzip level 0-9 (0 writes plain .jsonl)")
     p.add_argument("--format", choices=("json", "avro"), default="json", dest="log_format",
                    help="log format: json (v1, default) or avro (v2; what v2 cannot hold is written as v1)")
+    p.add_argument("--avro-from", help="with --format avro: the hour hosts switch from v1 to v2, e.g. "
+                                       "2026-11-25T03 (default: the first)")
     p.add_argument("--codec", choices=("deflate", "zstandard"), default="deflate", help="Avro codec (--format avro)")
     p.add_argument("--no-cut-file", action="store_true", help="with quirks, still no file cut short")
 
@@ -31,6 +33,7 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     try:
         start = parse_hour(args.start)
         drift = parse_hour(args.drift_from) if args.drift_from else None
+        avro_from = parse_hour(args.avro_from) if args.avro_from else None
     except ValueError as exc:
         raise UsageError(str(exc)) from exc
     if args.hours < 1 or args.rps <= 0 or args.hosts < 1 or not 0 < args.sample_rate <= 1:
@@ -40,7 +43,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
     spec = GenSpec(landing=cfg.paths.landing, start=start, hours=args.hours, rps=args.rps, seed=args.seed,
                    hosts=args.hosts, sample_rate=args.sample_rate, drift_from=drift,
                    compress_level=args.compress_level, quirks=not args.no_quirks, log_format=args.log_format,
-                   codec=args.codec, cut_file=not args.no_cut_file)
+                   codec=args.codec, cut_file=not args.no_cut_file, avro_from=avro_from)
+    if avro_from is not None and args.log_format != "avro":
+        raise UsageError("--avro-from needs --format avro")
     totals = generate(spec)
     summary({"job": "generate", "landing": cfg.paths.landing, **totals})
     return 0
