@@ -73,20 +73,32 @@ def parse_rfc3339(text: object) -> datetime | None:
         return None
 
 
-def _feature_ok(value: object, ftype: FeatureType) -> bool:
-    if value is None:
-        return True
-    if ftype == "numeric":
-        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-    if ftype == "boolean":
-        return isinstance(value, bool)
-    return isinstance(value, str)
+def _typed_features(feats: Mapping[str, Any], features: Mapping[str, FeatureType]) -> dict[str, Any] | None:
+    """The Features record (every declared feature, null when absent), or None when a value is
+    undeclared or not of its feature's type. One pass, on the logger's hot path."""
+    out: dict[str, Any] = dict.fromkeys(features)
+    for name, value in feats.items():
+        ftype = features.get(name)
+        if ftype is None:
+            return None
+        if value is None:
+            continue
+        if ftype == "numeric":
+            if type(value) is not float and (isinstance(value, bool) or not isinstance(value, int | float)):
+                return None
+            if not math.isfinite(value):
+                return None
+            value = float(value)
+        elif not isinstance(value, bool if ftype == "boolean" else str):
+            return None
+        out[name] = value
+    return out
 
 
 def _strings(value: object) -> dict[str, str] | None:
     if value is None:
         return {}
-    if isinstance(value, Mapping) and all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+    if isinstance(value, dict) and all(type(k) is str and type(v) is str for k, v in value.items()):
         return dict(value)
     return None
 
@@ -101,9 +113,9 @@ def to_avro_record(record: Mapping[str, Any], features: Mapping[str, FeatureType
     rate = record.get("sample_rate")
     logged_at = record.get("logged_at")
     ts = logged_at if isinstance(logged_at, datetime) and logged_at.tzinfo else parse_rfc3339(logged_at)
-    if (not isinstance(request_id, str) or ts is None or not isinstance(model, Mapping)
+    if (not isinstance(request_id, str) or ts is None or not isinstance(model, dict)
             or not isinstance(model.get("name"), str) or not isinstance(model.get("version"), str)
-            or set(model) - {"name", "version"} or not isinstance(prediction, Mapping)
+            or set(model) - {"name", "version"} or not isinstance(prediction, dict)
             or not isinstance(rate, int | float) or isinstance(rate, bool) or not math.isfinite(rate)):
         return None
     score = prediction.get("score")
@@ -115,18 +127,15 @@ def to_avro_record(record: Mapping[str, Any], features: Mapping[str, FeatureType
     status = record.get("feature_status") or {}
     entity, context = _strings(record.get("entity")), _strings(record.get("context"))
     if (not all(isinstance(v, str) for v in outputs.values()) or entity is None or context is None
-            or not isinstance(feats, Mapping)
-            or not isinstance(status, Mapping) or not all(s in statuses for s in status.values())
-            or not all(n in features and _feature_ok(v, features[n]) for n, v in feats.items())):
+            or not isinstance(feats, dict)
+            or not isinstance(status, dict) or not all(s in statuses for s in status.values())):
+        return None
+    typed = _typed_features(feats, features)
+    if typed is None:
         return None
     return {
         "request_id": request_id, "logged_at": ts.astimezone(UTC), "model": {"name": model["name"],
                                                                              "version": model["version"]},
-        "entity": entity, "features": {n: _numeric(feats.get(n), features[n]) for n in features},
-        "feature_status": dict(status), "prediction": {"score": float(score), "outputs": outputs},
-        "sample_rate": float(rate), "context": context,
+        "entity": entity, "features": typed, "feature_status": dict(status),
+        "prediction": {"score": float(score), "outputs": outputs}, "sample_rate": float(rate), "context": context,
     }
-
-
-def _numeric(value: object, ftype: FeatureType) -> object:
-    return float(value) if ftype == "numeric" and value is not None else value  # type: ignore[arg-type]
