@@ -1,28 +1,24 @@
-"""Compaction benchmark: `make bench` (or `python bench/compact.py [--records N]`).
+"""Compaction benchmark, both log formats: `make bench` (or `python bench/compact.py [--records N]`).
 
-For each of two sizes (N/4 and N) a fresh worker process generates N records (~1 KB each, one landing
-hour), then in one Spark session times
-  (a) the baseline: Spark reading the same files as JSON with the same explicit schema and writing
-      plain Parquet partitioned by event hour, and
-  (b) `compact` end to end (parse, classify, dedup, privacy step, Delta writes, quarantine, audit),
-then, for the privacy step's cost, `compact` with an all-keep policy. To show what the 0.8 target asks,
-it also times three floors, each less than any loader meeting the issue's rules must do:
-  (c) `floor_load`: the landing lines read as text and parsed with `from_json`, then one Delta write
-      partitioned by event hour: no typing, rules, dedup, privacy step, quarantine or audit. Text
-      first because the quarantine needs the raw text and line of every line that breaks a rule, one
-      that parses too (a bad timestamp), and the JSON datasource keeps the text of unparsable lines only;
-  (d) `floor_dedup`: (c) plus dedup by request id (one window over the hour's rows);
-  (e) `floor_json_dedup`: (d) with the baseline's JSON datasource instead of text + `from_json`,
-      which gives up the raw text of rule-breaking lines that parse and every line number.
-A first round warms the JVM and is not measured; every figure is the best of two runs.
-The parent samples the peak RSS of the worker's Python driver and of its JVM. Results, as ratios,
-go to bench/results/compact.json. Nothing here asserts a time.
+For two sizes (N/4 and N) a fresh worker process generates one landing hour of the same traffic
+(~1 KB a record as JSON, quirks on) twice, as format v1 (JSON lines, gzip) and as v2 (Avro, deflate),
+builds a `feature_logs` history of the 24 hours before it (the hour's own rows shifted back hour by
+hour, new request ids), then in one Spark session times, best of two after an unmeasured round:
+  - the baselines: bare Spark reading the same files with the format's own reader (JSON with an
+    explicit schema; Avro) and writing plain Parquet partitioned by event hour;
+  - `compact` end to end in the steady state: a shallow clone of the history (so dedup against the
+    table's previous 24 hours is timed) plus parse, rules, dedup, privacy step, writes, audit;
+  - the floors, the cheapest correct loader this project could be: read (v1: text + `from_json`, so
+    unparsable lines keep their text; v2: Avro), dedup by request id with a narrow aggregation (ids
+    seen twice, then ranks among those rows only) and against the history's ids, one Delta write.
+    No typing rules, privacy step, quarantine, line numbers or audit: lower bounds, not targets.
+Then the serving side (bench/logger_cost.py): bytes per record and the logger's cost per record.
+Results, as ratios, go to bench/results/compact.json. Nothing here asserts a time.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import subprocess
@@ -34,120 +30,149 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-from bench.common import publish  # noqa: E402 - needs the project root on sys.path first
+from bench import logger_cost  # noqa: E402 - needs the project root on sys.path first
+from bench.common import publish  # noqa: E402
 
 RESULTS = ROOT / "bench" / "results" / "compact.json"
 HOUR = datetime(2026, 11, 25, 10, tzinfo=UTC)
-FLOORS = ("floor_load", "floor_dedup", "floor_json_dedup")
+FORMATS = ("json", "avro")
 
 
-def worker(records: int, work: Path) -> dict[str, object]:
-    from pyspark.sql import DataFrame, DataFrameWriter
+def _history(spark: Any, source: str, out: str, hours: int) -> int:
+    """The 24 hours before the benchmark's hour: its compacted rows shifted back k hours, new ids."""
+    from pyspark.sql import functions as F
+
+    from skewless.core import names as N
+    from skewless.ingest.job import FEATURE_LOG_PROPERTIES
+
+    rows = spark.read.format("delta").load(source)
+    shifted = rows.crossJoin(spark.range(1, hours + 1).withColumnRenamed("id", "_k")).select(
+        *[F.concat(F.lit("h"), F.col("_k"), F.lit("-"), F.col(c)).alias(c) if c == N.REQUEST_ID else
+          (F.col(c) - F.make_interval(hours=F.col("_k").cast("int"))).alias(c) if c in (N.LOGGED_AT, N.LANDING_HOUR)
+          else F.col(c) for c in rows.columns if c not in (N.EVENT_DATE, N.EVENT_HOUR)])
+    shifted = shifted.withColumn(N.EVENT_DATE, F.to_date(N.LOGGED_AT)).withColumn(N.EVENT_HOUR, F.hour(N.LOGGED_AT))
+    writer = shifted.write.format("delta").partitionBy(*N.FEATURE_LOG_PARTITIONS)
+    for key, value in FEATURE_LOG_PROPERTIES.items():
+        writer = writer.option(key.removeprefix("delta."), value)
+    writer.save(out)
+    return int(spark.read.format("delta").load(out).count())
+
+
+def worker(records: int, work: Path, history_hours: int) -> dict[str, Any]:
+    from pyspark.sql import DataFrame, DataFrameWriter, Window
     from pyspark.sql import functions as F
 
     from skewless.core import names as N
     from skewless.core.config import load
     from skewless.core.paths import hour_folder
-    from skewless.core.policy import FieldPolicy, HashKey, PrivacyPolicy
+    from skewless.core.policy import HashKey
     from skewless.core.progress import Progress
     from skewless.core.session import build_session
-    from skewless.core.storage import list_files
+    from skewless.core.storage import list_files, read_landing_text
     from skewless.devtools.generator import GenSpec, generate
     from skewless.ingest.job import compact_hour
     from skewless.ingest.parse import RAW_SCHEMA
 
     shutil.rmtree(work, ignore_errors=True)
-    spec = GenSpec(landing=str(work / "landing"), start=HOUR, hours=1, rps=records / 360.0, seed=11,
-                   sample_rate=0.1, quirks=True)
-    gen = generate(spec, progress=False)
-    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(work / "landing"), str(work / "warehouse"))
-    spark = build_session(cfg.spark)
-    files = list_files(spark, str(work / "landing" / hour_folder(N.PREDICTIONS_DIR, HOUR)), (".jsonl.gz",))
-    size = sum(f.size for f in files)
+    gens = {fmt: generate(GenSpec(landing=str(work / f"landing-{fmt}"), start=HOUR, hours=1, rps=records / 360.0,
+                                  seed=11, log_format=fmt), progress=False) for fmt in FORMATS}  # type: ignore[arg-type]
+    if gens["json"]["records"] != gens["avro"]["records"] or gens["avro"]["records"] < records * 0.9:
+        raise SystemExit(f"bench input: generated {gens} for {records} records")
+    base_cfg = load(ROOT / "conf" / "warehouse.yaml")
+    spark = build_session(base_cfg.spark)
+    key = HashKey("k1", b"bench-key-" * 4, demo=False)
+    folder = {fmt: str(work / f"landing-{fmt}" / hour_folder(N.PREDICTIONS_DIR, HOUR)) for fmt in FORMATS}
+    files = {"json": [f.path for f in list_files(spark, folder["json"], (".jsonl.gz",))],
+             "avro": [f.path for f in list_files(spark, folder["avro"], (".avro",))]}
+    sizes = {fmt: sum(f.size for f in list_files(spark, folder[fmt], (".jsonl.gz", ".avro"))) for fmt in FORMATS}
 
-    def json_read() -> DataFrame:  # the baseline's reader: the JSON datasource, same explicit schema
+    def read(fmt: str) -> DataFrame:
+        if fmt == "avro":
+            return spark.read.format("avro").option("ignoreCorruptFiles", "true").load(files["avro"])
         return (spark.read.schema(RAW_SCHEMA).option("columnNameOfCorruptRecord", N.CORRUPT)
-                .option("ignoreCorruptFiles", "true").json([f.path for f in files]))
+                .option("ignoreCorruptFiles", "true").json(files["json"]))
 
     def by_event_hour(df: DataFrame) -> DataFrameWriter:
-        ts = F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
+        ts = F.col(N.LOGGED_AT).cast("timestamp") if dict(df.dtypes)[N.LOGGED_AT] == "timestamp" else \
+            F.try_to_timestamp(F.col(N.LOGGED_AT), F.lit("yyyy-MM-dd'T'HH:mm:ss[.SSSSSSSSS]XXX"))
         return (df.withColumn(N.EVENT_DATE, F.to_date(ts)).withColumn(N.EVENT_HOUR, F.hour(ts))
                 .write.mode("overwrite").partitionBy(N.EVENT_DATE, N.EVENT_HOUR))
 
-    def baseline(out: Path) -> float:
+    def timed(fn: Any) -> float:
         started = time.perf_counter()
-        by_event_hour(json_read()).parquet(str(out))
+        fn()
         return time.perf_counter() - started
 
-    def floor(out: Path, name: str) -> float:
-        from pyspark.sql import Window
+    def baseline(fmt: str, out: Path) -> float:
+        return timed(lambda: by_event_hour(read(fmt)).parquet(str(out)))
 
-        from skewless.core.storage import read_landing_text
+    def floor(fmt: str, out: Path) -> float:
+        def run() -> None:
+            if fmt == "avro":
+                rows = read("avro").withColumn(N.ROW_ID, F.monotonically_increasing_id())
+            else:
+                lines = read_landing_text(spark, [f for f in list_files(spark, folder["json"], (".jsonl.gz",))])
+                rows = lines.select(N.RAW_VALUE, N.ROW_ID, F.from_json(
+                    N.RAW_VALUE, RAW_SCHEMA, {"columnNameOfCorruptRecord": N.CORRUPT}).alias("p")).select(
+                    F.when(F.col(f"p.{N.CORRUPT}").isNotNull(), F.col(N.RAW_VALUE)).alias(N.RAW_VALUE), N.ROW_ID, "p.*")
+            twice = rows.groupBy(N.REQUEST_ID).count().where("count > 1").select(N.REQUEST_ID)  # narrow, small
+            rank = Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.ROW_ID)
+            losers = (rows.join(F.broadcast(twice), N.REQUEST_ID, how="left_semi").select(N.REQUEST_ID, N.LOGGED_AT,
+                      N.ROW_ID).withColumn("_r", F.row_number().over(rank)).where("_r > 1").select(N.ROW_ID))
+            existing = spark.read.format("delta").load(str(work / "history")).select(N.REQUEST_ID)
+            kept = rows.join(F.broadcast(losers), N.ROW_ID, how="left_anti").join(existing, N.REQUEST_ID,
+                                                                                    how="left_anti")
+            by_event_hour(kept).format("delta").save(str(out))
+        return timed(run)
 
-        started = time.perf_counter()
-        if name == "floor_json_dedup":
-            parsed = json_read().withColumn(N.ROW_ID, F.monotonically_increasing_id())
-        else:
-            lines = read_landing_text(spark, files)
-            parsed = lines.select(N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID, F.from_json(
-                N.RAW_VALUE, RAW_SCHEMA, {"columnNameOfCorruptRecord": N.CORRUPT}).alias("p")).select(
-                F.when(F.col(f"p.{N.CORRUPT}").isNotNull(), F.col(N.RAW_VALUE)).alias(N.RAW_VALUE),
-                N.SOURCE_FILE, N.ROW_ID, "p.*")
-        if name != "floor_load":
-            first = Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.ROW_ID)
-            parsed = parsed.withColumn("_rank", F.row_number().over(first)).where("_rank = 1").drop("_rank")
-        by_event_hour(parsed).format("delta").save(str(out))
-        return time.perf_counter() - started
+    def compact(fmt: str, name: str) -> tuple[float, dict[str, Any]]:
+        cfg = base_cfg.with_paths(str(work / f"landing-{fmt}"), str(work / f"warehouse-{name}"))
+        spark.sql(f"CREATE TABLE delta.`{work / f'warehouse-{name}' / N.FEATURE_LOGS}` "
+                  f"SHALLOW CLONE delta.`{work / 'history'}`")
+        out: dict[str, Any] = {}
+        seconds = timed(lambda: out.update(compact_hour(spark, cfg, HOUR, Progress(f"bench-{name}"), key)))
+        return seconds, out
 
-    key = HashKey("k1", b"bench-key-" * 4, demo=False)
-    policy = cfg.privacy_policy
-    keep = {k: FieldPolicy(fp.access, "keep") for k, fp in policy.fields.items()}
-    keep_all = dataclasses.replace(policy, fields=keep)
-
-    def compact(name: str, pol: PrivacyPolicy) -> tuple[float, dict[str, Any]]:
-        variant = dataclasses.replace(cfg.with_paths(warehouse=str(work / f"warehouse-{name}")), policy=pol)
-        started = time.perf_counter()
-        record = compact_hour(spark, variant, HOUR, Progress(f"bench-{name}"), key)
-        return time.perf_counter() - started, record
-
-    # Round 1 warms the JVM (class loading, JIT) for both paths; round 2 is measured. The privacy
-    # step's cost: the best of two runs with the policy against the best of two with an all-keep
-    # policy, in alternating order (run-to-run noise on 2 cores is ~10%, as large as the effect).
-    baseline(work / "baseline-warmup")
-    for name in FLOORS:
-        floor(work / f"{name}-warmup", name)
-    compact("warmup", policy)
-    first_baseline = baseline(work / "baseline")
-    first_compact, record = compact("policy", policy)
-    keep_s = min(compact("keep_all", keep_all)[0], compact("keep_all-2", keep_all)[0])
-    compact_s = min(first_compact, compact("policy-2", policy)[0])
-    # Best of two for the baseline too, one run at each end: the throughput ratio compares like with like.
-    floors = {name: min(floor(work / f"{name}-{i}", name) for i in (1, 2)) for name in FLOORS}
-    baseline_s = min(first_baseline, baseline(work / "baseline-2"))
-    timings = {"keep_all": keep_s, "policy": compact_s}
-    read = int(record["records_read"])
+    # The history: the JSON hour compacted once, shifted back hour by hour (not timed).
+    warm = base_cfg.with_paths(str(work / "landing-json"), str(work / "warm"))
+    compact_hour(spark, warm, HOUR, Progress("bench-history"), key)
+    history_rows = _history(spark, str(work / "warm" / N.FEATURE_LOGS), str(work / "history"), history_hours)
+    ip_nulls = spark.read.format("delta").load(str(work / "warm" / N.FEATURE_LOGS)).select(
+        F.avg(F.col(f"{N.FEATURES}.ip_risk").isNull().cast("double"))).first()[0]  # type: ignore[index]
+    if not 0.01 < ip_nulls < 0.05:
+        raise SystemExit(f"bench input: ip_risk null share {ip_nulls:.3f}, expected about 0.02")
+    out: dict[str, Any] = {"history_rows": history_rows, "ip_risk_null_share": round(ip_nulls, 4)}
+    for fmt in FORMATS:  # round 1 warms the JVM for every path; round 2 and 3 are measured
+        baseline(fmt, work / f"b-{fmt}-0")
+        floor(fmt, work / f"f-{fmt}-0")
+        compact(fmt, f"{fmt}-0")
+    for fmt in FORMATS:
+        base = min(baseline(fmt, work / f"b-{fmt}-{i}") for i in (1, 2))
+        flo = min(floor(fmt, work / f"f-{fmt}-{i}") for i in (1, 2))
+        (c1, rec), (c2, _) = compact(fmt, f"{fmt}-1"), compact(fmt, f"{fmt}-2")
+        comp = min(c1, c2)
+        n = int(rec["records_read"])
+        out[fmt] = {
+            "input_bytes": sizes[fmt], "records_read": n, "loaded": rec["loaded"],
+            "duplicates": rec["duplicates"], "duplicates_existing": rec["duplicates_existing"],
+            "quarantined": rec["quarantined"], "status": rec["status"],
+            "baseline_seconds": round(base, 3), "compact_seconds": round(comp, 3), "floor_seconds": round(flo, 3),
+            "baseline_records_per_s": round(n / base), "compact_records_per_s": round(n / comp),
+            "throughput_ratio": round(base / comp, 3), "floor_throughput_ratio": round(base / flo, 3),
+        }
     spark.stop()
-    return {
-        "records_generated": gen["records"] + gen["retries"] + gen["broken"], "records_read": read,
-        "input_bytes": size, "baseline_seconds": round(baseline_s, 3), "compact_seconds": round(compact_s, 3),
-        "baseline_records_per_s": round(read / baseline_s), "compact_records_per_s": round(read / compact_s),
-        "throughput_ratio": round(baseline_s / compact_s, 3), "loaded": record["loaded"],
-        **{f"{name}_seconds": round(sec, 3) for name, sec in floors.items()},
-        **{f"{name}_throughput_ratio": round(baseline_s / sec, 3) for name, sec in floors.items()},
-        "duplicates": record["duplicates"], "quarantined": record["quarantined"],
-        "keep_all_policy_seconds": round(timings["keep_all"], 3), "privacy_policy_seconds": round(timings["policy"], 3),
-        "privacy_cost_ratio": round(timings["policy"] / timings["keep_all"], 3),
-    }
+    return out
 
 
-def measure(records: int, work: Path) -> dict[str, Any]:
+def measure(records: int, work: Path, history_hours: int) -> dict[str, Any]:
+    cmd = [sys.executable, __file__, "--worker", "--records", str(records), "--work", str(work),
+           "--history-hours", str(history_hours)]
     import psutil
 
-    cmd = [sys.executable, __file__, "--worker", "--records", str(records), "--work", str(work)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, cwd=ROOT)
     me = psutil.Process(proc.pid)
     peak_py = peak_jvm = 0
-    while proc.poll() is None:
+    while proc.poll() is None:  # the driver's memory must stay flat whatever the hour's size
         try:
             peak_py = max(peak_py, me.memory_info().rss)
             for child in me.children(recursive=True):
@@ -159,35 +184,36 @@ def measure(records: int, work: Path) -> dict[str, Any]:
     out = proc.stdout.read() if proc.stdout else ""
     if proc.returncode != 0:
         raise SystemExit(f"worker for {records} records failed with exit {proc.returncode}")
-    result = json.loads(out.strip().splitlines()[-1])
+    result = dict(json.loads(out.strip().splitlines()[-1]))
     result.update(peak_rss_python_mb=round(peak_py / 2**20, 1), peak_rss_jvm_mb=round(peak_jvm / 2**20, 1))
-    return dict(result)
+    return result
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--records", type=int, default=1_000_000)
+    ap.add_argument("--history-hours", type=int, default=24)
     ap.add_argument("--work", type=Path, default=ROOT / "bench" / "work" / "compact")
     ap.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.worker:
-        print(json.dumps(worker(args.records, args.work)), flush=True)
+        print(json.dumps(worker(args.records, args.work, args.history_hours)), flush=True)
         return 0
     small, large = max(1000, args.records // 4), args.records
-    runs = {str(n): measure(n, args.work) for n in (small, large)}
+    runs = {str(n): measure(n, args.work, args.history_hours) for n in (small, large)}
     big = runs[str(large)]
     result = {
-        "benchmark": "compact", "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "records": large, "target_throughput_ratio": 0.8,
-        "throughput_ratio": big["throughput_ratio"],
-        "baseline_records_per_s": big["baseline_records_per_s"],
-        "compact_records_per_s": big["compact_records_per_s"],
-        # The floors: the throughput ratio of the least a loader meeting the hard rules can do.
-        **{f"{name}_throughput_ratio": big[f"{name}_throughput_ratio"] for name in FLOORS},
-        "target_privacy_cost_ratio": 1.15,
-        "privacy_cost_ratio": big["privacy_cost_ratio"],
+        "benchmark": "compact", "when": datetime.now(UTC).isoformat(timespec="seconds"), "records": large,
+        "history_hours": args.history_hours,
+        "target_v1_throughput_ratio": 0.5, "v1_throughput_ratio": big["json"]["throughput_ratio"],
+        "v1_floor_throughput_ratio": big["json"]["floor_throughput_ratio"],
+        "target_v2_throughput_ratio": 0.8, "v2_throughput_ratio": big["avro"]["throughput_ratio"],
+        "v2_floor_throughput_ratio": big["avro"]["floor_throughput_ratio"],
+        "v2_over_v1_compact_records_per_s": round(big["avro"]["compact_records_per_s"]
+                                                  / big["json"]["compact_records_per_s"], 3),
         "driver_python_rss_ratio_large_over_small":
             round(float(big["peak_rss_python_mb"]) / float(runs[str(small)]["peak_rss_python_mb"]), 3),
+        "logger": logger_cost.measure(min(large, 100_000), args.work / "logger"),
         "runs": runs,
     }
     publish(RESULTS, result, args.work)
