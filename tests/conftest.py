@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -26,6 +27,22 @@ os.environ.setdefault("SKEWLESS_KEY_DIR", tempfile.mkdtemp(prefix="skewless-test
 # default tiered compiler: C1 alone made test_labels 24% slower there.
 _C1_ONLY = "-XX:TieredStopAtLevel=1"
 os.environ.setdefault("SPARK_SUBMIT_OPTS", _C1_ONLY)
+
+
+def _cli_config() -> str:
+    """conf/ as the CLI subprocesses of the tests read it ($SKEWLESS_CONFIG): the same files, with the
+    shuffle sized for the tests' tiny tables on two cores (8 partitions of a few hundred rows made
+    every CLI job schedule four times the tasks and write four times the files)."""
+    dest = Path(tempfile.mkdtemp(prefix="skewless-test-conf-")) / "conf"
+    shutil.copytree(ROOT / "conf", dest)
+    main = dest / "warehouse.yaml"
+    text = main.read_text()
+    assert "shuffle_partitions: 8" in text
+    main.write_text(text.replace("shuffle_partitions: 8", "shuffle_partitions: 2"))
+    return str(main)
+
+
+os.environ.setdefault("SKEWLESS_CONFIG", _cli_config())
 HOUR = datetime(2026, 11, 25, 13, tzinfo=UTC)
 # A fixed test key (not the demo key): hashes in tests are reproducible and checkable with Python's hmac.
 KEY = HashKey("k1", b"test-key-0123456789abcdef0123456789abcdef", demo=False)

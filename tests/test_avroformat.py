@@ -66,7 +66,7 @@ def test_what_is_encoded_reads_back_as_the_same_values(features: dict[str, Any])
         or (FEATURES[n] == "categorical" and isinstance(v, str))) for n, v in features.items())
     assert (datum is not None) == ok
     if datum is not None:
-        back = fastavro.schemaless_reader(_encoded(schema, datum), schema, schema)
+        back: Any = fastavro.schemaless_reader(_encoded(schema, datum), schema, schema)
         assert back["features"] == {n: (float(features[n]) if FEATURES[n] == "numeric" and features.get(n) is not None
                                         else features.get(n)) for n in FEATURES}
 
@@ -99,7 +99,7 @@ def test_the_avro_logger_writes_v2_and_falls_back_to_v1_for_the_rest(tmp_path: P
     avro, = tmp_path.glob("predictions/date=2026-11-25/hour=13/*.avro")
     with avro.open("rb") as fh:
         reader = fastavro.reader(fh)
-        rows = list(reader)
+        rows: list[Any] = list(reader)
         assert reader.codec == codec and reader.metadata[META_VERSION] == "2"
     assert [r["request_id"] for r in rows] == [f"r{i}" for i in range(50)]
     assert rows[7]["features"] == {"amount": 7.0, "country": "DE", "card_present": None, "ip_risk": None}

@@ -11,6 +11,7 @@ rendering; its position is its file and 1-based record index.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import reduce
 from operator import or_
 
@@ -111,7 +112,7 @@ def _as_variant(value: Column, ftype: str | None) -> Column:
     return value.cast("variant")
 
 
-def _reason(rules: ParseRules, writer: WriterSchema, feats: dict[str, str | None]) -> Column:
+def _reason(rules: ParseRules, writer: WriterSchema, feats: Mapping[str, str | None]) -> Column:
     if writer.reason is not None:
         return F.lit(writer.reason)
     ts, rate, score = F.col(N.LOGGED_AT), F.col(N.SAMPLE_RATE), F.col(N.PREDICTION)[N.SCORE]

@@ -56,7 +56,8 @@ def feature_type(t: Any) -> FeatureType | None:
     base = _name(_base(t)[0])
     if base in _NUMERIC:
         return "numeric"
-    return {"string": "categorical", "boolean": "boolean"}.get(base) if isinstance(base, str) else None
+    by_avro: dict[str, FeatureType] = {"string": "categorical", "boolean": "boolean"}
+    return by_avro.get(base) if isinstance(base, str) else None
 
 
 def _is_map(t: Any, values: str) -> bool:
@@ -67,7 +68,7 @@ def _is_map(t: Any, values: str) -> bool:
     return v == values or (values == "enum" and isinstance(v, dict) and v.get("type") == "enum")
 
 
-def _record(t: Any, fields: Mapping[str, set[str]]) -> bool:
+def _record(t: Any, fields: Mapping[str, frozenset[str]]) -> bool:
     t = _base(t)[0]
     if not (isinstance(t, dict) and t.get("type") == "record"):
         return False
@@ -81,7 +82,7 @@ def _field_ok(name: str, t: Any) -> bool:
         N.REQUEST_ID: lambda: base == "string",
         N.LOGGED_AT: lambda: isinstance(base, dict) and base.get("type") == "long"
         and base.get("logicalType") in ("timestamp-micros", "timestamp-millis"),
-        N.MODEL: lambda: _record(t, {"name": {"string"}, "version": {"string"}}),
+        N.MODEL: lambda: _record(t, {"name": frozenset({"string"}), "version": frozenset({"string"})}),
         N.ENTITY: lambda: _is_map(t, "string"),
         N.CONTEXT: lambda: _is_map(t, "string"),
         N.FEATURE_STATUS: lambda: _is_map(t, "string") or _is_map(t, "enum"),

@@ -17,7 +17,6 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key
-from skewless.core.paths import AVRO_SUFFIX
 from skewless.core.storage import LandingFile, read_landing_text
 from skewless.ingest.avro import classify_avro
 from skewless.ingest.avroschema import WriterSchema, check_writer_schema
