@@ -56,7 +56,7 @@ def test_files_rotate_by_hour_and_appear_only_when_closed(tmp_path: Path) -> Non
     rec = json.loads(lines[0])
     assert rec["request_id"] == "r2" and rec["logged_at"] == "2026-11-25T14:00:03.000Z"
     assert rec["sample_rate"] == 1.0 and rec["schema_version"] == 1
-    assert logger.counters() == {"seen": 2, "sampled": 2, "written": 2, "dropped": 0, "files": 2}
+    assert logger.counters() == {"seen": 2, "sampled": 2, "written": 2, "dropped": 0, "fallback": 0, "files": 2}
 
 
 def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None:

@@ -23,9 +23,7 @@ counted as `fallback`: compaction loads or quarantines it as v1, so nothing is d
 
 from __future__ import annotations
 
-import gzip
 import hashlib
-import io
 import json
 import os
 import queue
@@ -39,16 +37,13 @@ from typing import Any, Literal
 import fastavro
 import fastavro.write
 
-from skewless.core.names import PREDICTIONS_DIR, FeatureType
-from skewless.core.paths import hour_folder
+from skewless.core.names import FeatureType
 from skewless.serving.avroformat import (
     CODECS,
-    META_MODEL,
-    META_VERSION,
-    SCHEMA_VERSION_V2,
     prediction_schema,
     to_avro_record,
 )
+from skewless.serving.hourfile import AvroHourFile, HourFile
 from skewless.serving.logformat import SCHEMA_VERSION, rfc3339
 
 _STOP = object()
@@ -68,65 +63,6 @@ class _Counters:
     dropped: int = 0
     fallback: int = 0  # records a v2 logger wrote as v1 JSON (they do not fit its Avro schema)
     files: int = 0
-
-
-class _HourFile:
-    """One open output file of one hour; renamed from its hidden in-progress name on close."""
-
-    def __init__(self, root: Path, host: str, hour: datetime, seq: int, compress: int) -> None:
-        suffix = ".jsonl.gz" if compress else ".jsonl"
-        raw = self._open(root, hour, f"{host}-{hour:%Y%m%dT%H}-{seq:05d}{suffix}")
-        self._fh: io.BufferedIOBase = (
-            gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compress, mtime=0) if compress else raw
-        )
-
-    def _open(self, root: Path, hour: datetime, name: str) -> io.BufferedWriter:
-        folder = root / hour_folder(PREDICTIONS_DIR, hour)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.hour = hour
-        self.final = folder / name
-        self.temp = folder / f".{name}.inprogress"  # Spark and Hadoop skip names starting with '.'
-        self._raw = open(self.temp, "wb")  # noqa: SIM115 - closed in close()
-        self.records = 0
-        return self._raw
-
-    def write(self, item: Any) -> None:
-        self._fh.write(item)
-        self.records += 1
-
-    def _finish(self) -> None:
-        self._fh.close()
-
-    def close(self) -> Path:
-        self._finish()
-        if not self._raw.closed:
-            self._raw.close()
-        os.replace(self.temp, self.final)
-        return self.final
-
-
-class _AvroHourFile(_HourFile):
-    """An Avro object container file (format v2); the writer schema and version are in its header."""
-
-    BLOCK_BYTES = 256 * 1024  # uncompressed bytes per block: fewer block headers, better compression
-
-    def __init__(self, root: Path, host: str, hour: datetime, seq: int, schema: Any, codec: str,
-                 level: int | None, model: str) -> None:
-        name = f"{host}-{hour:%Y%m%dT%H}-{seq:05d}.avro"
-        raw = self._open(root, hour, name)
-        # A sync marker derived from the name: the same traffic gives byte-identical files.
-        marker = hashlib.sha256(name.encode()).digest()[:16]
-        self._writer = fastavro.write.Writer(
-            raw, schema, codec=codec, sync_interval=self.BLOCK_BYTES, sync_marker=marker, compression_level=level,
-            metadata={META_VERSION: str(SCHEMA_VERSION_V2), META_MODEL: model})
-
-    def write(self, item: Any) -> None:
-        self._writer.write(item)
-        self.records += 1
-
-    def _finish(self) -> None:
-        self._writer.flush()
-        self._raw.close()
 
 
 class PredictionLogger:
@@ -161,7 +97,7 @@ class PredictionLogger:
         self._features: dict[str, FeatureType] = dict(features or {})
         self._avro = (fastavro.parse_schema(prediction_schema(self._features)), codec, codec_level, model) \
             if log_format == "avro" else None
-        self._avro_file: _AvroHourFile | None = None
+        self._avro_file: AvroHourFile | None = None
         self._root = Path(landing)
         self._host = host
         self.sample_rate = sample_rate
@@ -172,7 +108,7 @@ class PredictionLogger:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._counters = _Counters()
         self._lock = threading.Lock()
-        self._file: _HourFile | None = None
+        self._file: HourFile | None = None
         self._seq = 0
         self.closed_files: list[Path] = []
         self._queue: queue.Queue[Any] | None = None
@@ -295,7 +231,7 @@ class PredictionLogger:
             self._counters.written += 1
             self._counters.fallback += self._avro is not None and datum is None
 
-    def _rotate(self, hour: datetime | None) -> _HourFile | None:
+    def _rotate(self, hour: datetime | None) -> HourFile | None:
         if self._file is not None:
             self.closed_files.append(self._file.close())
             self._file = None
@@ -304,18 +240,18 @@ class PredictionLogger:
             self._avro_file = None
         if hour is not None:
             self._seq += 1
-            self._file = _HourFile(self._root, self._host, hour, self._seq, self._compress)
+            self._file = HourFile(self._root, self._host, hour, self._seq, self._compress)
             with self._lock:
                 self._counters.files += 1
         return self._file
 
-    def _rotate_avro(self, hour: datetime) -> _AvroHourFile:
+    def _rotate_avro(self, hour: datetime) -> AvroHourFile:
         assert self._avro is not None
         if self._avro_file is not None:
             self.closed_files.append(self._avro_file.close())
         self._seq += 1
         schema, codec, level, model = self._avro
-        self._avro_file = _AvroHourFile(self._root, self._host, hour, self._seq, schema, codec, level, model)
+        self._avro_file = AvroHourFile(self._root, self._host, hour, self._seq, schema, codec, level, model)
         with self._lock:
             self._counters.files += 1
         return self._avro_file
