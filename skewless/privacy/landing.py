@@ -14,7 +14,7 @@ from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from skewless.core import names as N
-from skewless.core.paths import LANDING_SUFFIXES, join
+from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, join
 from skewless.core.progress import Progress
 from skewless.core.storage import LandingFile, hadoop_fs, list_files, list_subfolders, read_landing_text
 
@@ -44,10 +44,22 @@ def _with_ids(lines: DataFrame, value: str, ids: DataFrame) -> DataFrame:
     return lines.join(F.broadcast(ids.select(F.col(N.REQUEST_ID).alias(_RID))), on=rid == F.col(_RID), how="left")
 
 
+def avro_files(spark: SparkSession, landing: str) -> list[LandingFile]:
+    """Every format-v2 prediction file (predictions/date=*/hour=*/*.avro)."""
+    preds = join(landing, N.PREDICTIONS_DIR)
+    return [f for day in list_subfolders(spark, preds, "date=")
+            for hour in list_subfolders(spark, f"{preds}/{day}", "hour=")
+            for f in list_files(spark, f"{preds}/{day}/{hour}", (AVRO_SUFFIX,))]
+
+
 def rewrite(spark: SparkSession, landing: str, needle: str, request_ids: DataFrame, progress: Progress) -> int:
     """Rewrite the landing files holding the subject's lines (`needle`: the raw value as a JSON
-    string); the number of lines removed."""
+    string); the number of lines removed. Format-v2 (Avro) files are not rewritten: said loudly."""
     _finish_interrupted(spark, landing)
+    skipped = avro_files(spark, landing)
+    if skipped:
+        progress.step(f"landing: WARNING {len(skipped)} format-v2 (Avro) files were not searched or rewritten "
+                      f"(only v1 JSON lines are); the tombstones still keep the subject out of every load")
     files = landing_files(spark, landing)
     lines = _with_ids(read_landing_text(spark, files), N.RAW_VALUE, request_ids)
     hits = {r[N.SOURCE_FILE]: int(r["n"]) for r in lines.where(_subject_line(F.col(N.RAW_VALUE), needle))
