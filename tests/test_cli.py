@@ -62,8 +62,9 @@ def test_usage_error_exit_code(tmp_path: Path) -> None:
 
 def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     roots = ["--landing", str(tmp_path / "landing"), "--warehouse", str(tmp_path / "wh")]
+    # Format v2 as a user asks for it: Avro files, and v1 lines for the records Avro cannot hold.
     gen = _run(str(BIN / "skewless"), *roots, "generate", "--start", "2026-11-25T13", "--hours", "1",
-               "--rps", "4", "--hosts", "2", "--seed", "3")
+               "--rps", "4", "--hosts", "2", "--seed", "3", "--format", "avro", "--codec", "zstandard")
     assert gen.returncode == 0, gen.stderr
     generated = json.loads(gen.stdout.strip().splitlines()[-1])
 
@@ -75,7 +76,7 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     if not generated.get("truncated_files"):
         assert summary["records_read"] == generated["records"] + generated["retries"] + generated["broken"]
     assert summary["records_read"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"]
-    assert "hour 2026-11-25T13" in comp.stderr  # progress per hour
+    assert "hour 2026-11-25T13" in comp.stderr and " Avro)" in comp.stderr and "(0 Avro)" not in comp.stderr
 
     # Independent commands at once, as users and schedulers run them (each its own JVM): two readers of
     # feature_logs and the labels run, which writes other tables.
