@@ -35,6 +35,7 @@ def _cli_config() -> str:
     every CLI job schedule four times the tasks and write four times the files)."""
     dest = Path(tempfile.mkdtemp(prefix="skewless-test-conf-")) / "conf"
     shutil.copytree(ROOT / "conf", dest)
+    shutil.copytree(ROOT / "expectations", dest.parent / "expectations")  # `../expectations` from conf/
     main = dest / "warehouse.yaml"
     text = main.read_text()
     assert "shuffle_partitions: 8" in text
