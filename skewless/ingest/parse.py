@@ -109,9 +109,31 @@ def classify(parsed: DataFrame, rules: ParseRules) -> DataFrame:
     return explain_unparsed(classify_lines(parsed, rules))
 
 
+_VALUES, _MAP = "_feature_values", "_feature_map"
+
+
+def _quoted(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+def _feature_columns(rules: ParseRules) -> list[Column]:
+    """The first projection: the declared features' VARIANTs read out of the object in one pass (a
+    struct of variants, not a map lookup per use), whether each one's JSON type is right, and the object as a map for
+    the undeclared-name check. A projection of its own, so each is computed once per row: inside a
+    CASE WHEN, Spark would evaluate a shared conversion again for every branch."""
+    top = F.col(N.PARSED)
+    values = (F.try_variant_get(top[N.FEATURES], "$", "struct<" + ", ".join(
+        f"{_quoted(n)}: variant" for n in rules.features) + ">") if rules.features else F.lit(None))
+    return [*map(F.col, LINE_COLUMNS), top.alias(N.PARSED), values.alias(_VALUES),
+            *[type_ok(variant_type(F.col(_VALUES)[n]), t).alias(f"_ok{i}")
+              for i, (n, t) in enumerate(rules.features.items())],
+            F.try_variant_get(top[N.FEATURES], "$", "map<string,variant>").alias(_MAP)]
+
+
 def _converted_columns(rules: ParseRules) -> list[Column]:
     top = F.col(N.PARSED)
-    feats = F.try_variant_get(top[N.FEATURES], "$", "map<string,variant>")
+    feats = F.col(_MAP)
+    values = {n: (F.col(_VALUES)[n], F.col(f"_ok{i}")) for i, n in enumerate(rules.features)}
     model = F.try_variant_get(top[N.MODEL], "$", "map<string,variant>")
     prediction = F.try_variant_get(top[N.PREDICTION], "$", "map<string,variant>")
     entity, entity_ok = _string_map(top[N.ENTITY])
@@ -123,7 +145,9 @@ def _converted_columns(rules: ParseRules) -> list[Column]:
         *map(F.col, LINE_COLUMNS), top.isNull().alias("_unparsed"),
         F.array_except(F.map_keys(top), F.array(*map(F.lit, TOP_FIELDS))).alias("_unknown_fields"),
         *[variant_type(v).alias(f"_t_{k}") for k, v in scalars.items()],
-        *[variant_type(top[k]).alias(f"_t_{k}") for k in (N.MODEL, N.FEATURES, N.FEATURE_STATUS, N.PREDICTION)],
+        *[variant_type(top[k]).alias(f"_t_{k}") for k in (N.MODEL, N.FEATURE_STATUS, N.PREDICTION)],
+        # An object's type string is long: only a features value that is not an object needs one.
+        F.when(feats.isNotNull(), F.lit("OBJECT<")).otherwise(variant_type(top[N.FEATURES])).alias(f"_t_{N.FEATURES}"),
         F.try_variant_get(scalars[N.SCHEMA_VERSION], "$", "double").alias(N.SCHEMA_VERSION),
         F.try_variant_get(scalars[N.REQUEST_ID], "$", "string").alias(N.REQUEST_ID),
         F.try_variant_get(scalars[N.LOGGED_AT], "$", "string").alias("_logged_at_text"),
@@ -133,8 +157,9 @@ def _converted_columns(rules: ParseRules) -> list[Column]:
           for k in ("name", "version")],
         entity.alias(N.ENTITY), entity_ok.alias("_entity_ok"),
         context.alias(N.CONTEXT), context_ok.alias("_context_ok"),
-        F.struct(*[typed_value(feats[n], t).alias(n) for n, t in rules.features.items()]).alias(N.FEATURES),
-        *[(~type_ok(variant_type(feats[n]), t)).alias(f"_bad_{n}") for n, t in rules.features.items()],
+        F.struct(*[F.when(values[n][1], F.try_variant_get(values[n][0], "$", SPARK_TYPES[t].simpleString()))
+                   .alias(n) for n, t in rules.features.items()]).alias(N.FEATURES),
+        *[(~values[n][1]).alias(f"_bad_{n}") for n in rules.features],
         # The whole map is kept for the rare row with undeclared features; they are picked out later.
         F.when(F.size(F.array_except(F.map_keys(feats), known)) > 0, feats).alias(N.EXTRA_FEATURES),
         statuses.alias(N.FEATURE_STATUS),
@@ -154,7 +179,7 @@ def classify_lines(parsed: DataFrame, rules: ParseRules) -> DataFrame:
     function (a lambda) appears: those switch whole-stage code generation off for the projection.
     """
     require_columns(parsed, (*LINE_COLUMNS, N.PARSED), "classify")
-    converted = parsed.select(*_converted_columns(rules))
+    converted = parsed.select(*_feature_columns(rules)).select(*_converted_columns(rules))
     ts = F.try_to_timestamp(F.col("_logged_at_text"), F.lit(SPARK_RFC3339))
     reasoned = converted.withColumn(N.LOGGED_AT, ts).select("*", _reason(rules).alias(N.REASON))
     value = F.col(N.RAW_VALUE)
@@ -205,10 +230,13 @@ def _reason(rules: ParseRules) -> Column:
     not_object = {k: ~absent.get(k, F.col(f"_t_{k}").isNull() | (F.col(f"_t_{k}") == "VOID"))
                   & ~F.col(f"_t_{k}").startswith("OBJECT<") for k in (N.MODEL, N.FEATURES, N.FEATURE_STATUS,
                                                                         N.PREDICTION)}
+    # A line that parsed was valid UTF-8, not too large and not blank (`parse_lines`): only unparsed
+    # lines pay for scanning (and, for the blank check, copying) the whole text again.
+    unparsed = F.col("_unparsed")
     return first_true([
-        (F.octet_length(value) > rules.max_record_bytes, N.RECORD_TOO_LARGE),
-        (~F.is_valid_utf8(value), N.INVALID_UTF8),
-        (F.btrim(value, F.lit(" \t\r")) == "", N.EMPTY_RECORD),
+        (unparsed & (F.octet_length(value) > rules.max_record_bytes), N.RECORD_TOO_LARGE),
+        (unparsed & ~F.is_valid_utf8(value), N.INVALID_UTF8),
+        (unparsed & (F.btrim(value, F.lit(" \t\r")) == ""), N.EMPTY_RECORD),
         (F.col("_unparsed"), _UNPARSED),
         (F.size("_unknown_fields") > 0, F.concat(F.lit(f"{N.UNKNOWN_FIELD}:"), F.get(F.col("_unknown_fields"), 0))),
         (absent[N.SCHEMA_VERSION] | (F.col(N.SCHEMA_VERSION) != 1) | ~is_number(F.col(f"_t_{N.SCHEMA_VERSION}")),
