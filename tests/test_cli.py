@@ -16,15 +16,16 @@ from .conftest import ROOT
 BIN = Path(sys.executable).parent
 
 
-def _run(*args: str, cwd: Path = ROOT, timeout: int = 300) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYSPARK_PYTHON": sys.executable}
+def _run(*args: str, cwd: Path = ROOT, timeout: int = 300,
+         env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYSPARK_PYTHON": sys.executable, **(env or {})}
     return subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _run_all(*argvs: list[str]) -> list[subprocess.CompletedProcess[str]]:
+def _run_all(*argvs: list[str], env: dict[str, str] | None = None) -> list[subprocess.CompletedProcess[str]]:
     """`skewless ARGV` for each argv, all at once; results in argv order."""
     with ThreadPoolExecutor(len(argvs)) as pool:
-        return list(pool.map(lambda argv: _run(str(BIN / "skewless"), *argv), argvs))
+        return list(pool.map(lambda argv: _run(str(BIN / "skewless"), *argv, env=env), argvs))
 
 
 def test_help_explains_commands_and_exit_codes() -> None:
@@ -50,13 +51,27 @@ def test_bad_config_fails_before_any_write(tmp_path: Path) -> None:
 
 
 def test_usage_error_exit_code(tmp_path: Path) -> None:
-    out = _run(str(BIN / "skewless"), "--landing", str(tmp_path), "generate", "--start", "yesterday")
-    assert out.returncode == 2 and "not an hour" in out.stderr
-    out = _run(str(BIN / "skewless"), "--warehouse", str(tmp_path / "wh"), "compact", "--date", "25/11/2026")
-    assert out.returncode == 2 and "not a date" in out.stderr
-    out = _run(str(BIN / "skewless"), "--warehouse", str(tmp_path / "wh"), "drift", "--model", "fraud",
-               "--current", "2026-11-25T05..2026-11-25T01")
-    assert out.returncode == 2 and "the last hour is before the first" in out.stderr
+    """A bad hour or date is refused when the command line is parsed: exit 2 with the value named,
+    before a JVM starts or anything (a key file, a table) is written under the warehouse."""
+    wh = ["--warehouse", str(tmp_path / "wh")]
+    cases = {
+        "not an hour: 'yesterday'": ["--landing", str(tmp_path), "generate", "--start", "yesterday"],
+        "not a date: '25/11/2026'": [*wh, "compact", "--date", "25/11/2026"],
+        "not an hour: '2026-13-45'": [*wh, "compact", "--hour", "2026-13-45"],
+        "not a date: '2026-02-30'": [*wh, "labels", "--date", "2026-02-30"],
+        "not a date: 'today'": [*wh, "labels", "--through", "today"],
+        "not a date: '2026-11'": [*wh, "purge", "--before", "2026-11"],
+        "not a date: '11/25'": [*wh, "snapshot", "create", "fraud_daily", "--as-of", "11/25"],
+        "the last hour is before the first": [*wh, "drift", "--model", "fraud", "--current",
+                                              "2026-11-25T05..2026-11-25T01"],
+        "--hours '2026-11-25T05..2026-11-25T01': the last hour is before the first":
+            [*wh, "skew-test", "--model", str(tmp_path / "pkg"), "--hours", "2026-11-25T05..2026-11-25T01"],
+    }
+    # No Java to start: a command that reached Spark before checking its arguments fails otherwise.
+    no_jvm = {"JAVA_HOME": str(tmp_path / "no-java"), "PATH": str(BIN)}
+    for (message, argv), out in zip(cases.items(), _run_all(*cases.values(), env=no_jvm), strict=True):
+        assert out.returncode == 2, (argv, out.stderr)
+        assert message in out.stderr, (argv, out.stderr)
     assert not (tmp_path / "wh").exists()
 
 

@@ -20,6 +20,7 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.access import tag_schema
+from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import is_table, last_commit, read_delta, session_conf
 from skewless.core.errors import UsageError
@@ -41,8 +42,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="snapshot_action", metavar="ACTION", required=True)
     create = sub.add_parser("create", help="materialize, validate and record a new version of a dataset")
     create.add_argument("name", help="dataset name: conf/datasets/NAME.yaml")
-    create.add_argument("--as-of", help="run date (default today, UTC): relative windows end here, and labels "
-                                        "are as known at this date's start")
+    create.add_argument("--as-of", type=checked(parse_date),
+                        help="run date (default today, UTC): relative windows end here, and labels "
+                             "are as known at this date's start")
 
 
 def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:

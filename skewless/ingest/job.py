@@ -21,6 +21,7 @@ from pyspark.sql import types as T
 from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key, file_rows, unread_files
+from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
@@ -67,8 +68,10 @@ QUARANTINE_PROPERTIES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     when = parser.add_mutually_exclusive_group(required=True)
-    when.add_argument("--hour", help="landing hour to compact, e.g. 2026-11-25T13")
-    when.add_argument("--date", help="compact every landed hour of this date, e.g. 2026-11-25")
+    when.add_argument("--hour", type=checked(parse_hour),
+                      help="landing hour to compact, e.g. 2026-11-25T13")
+    when.add_argument("--date", type=checked(parse_date),
+                      help="compact every landed hour of this date, e.g. 2026-11-25")
 
 
 def hours_to_run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> list[datetime]:

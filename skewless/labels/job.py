@@ -16,6 +16,7 @@ from skewless.core import audit
 from skewless.core import names as N
 from skewless.core.access import tagged
 from skewless.core.accounting import file_key, file_rows, unread_files
+from skewless.core.argtypes import checked
 from skewless.core.config import Config, LabelPolicy
 from skewless.core.delta import (
     commit_metrics,
@@ -69,8 +70,10 @@ _CHANGED = " OR ".join(f"NOT (t.{c} <=> s.{c})" for c in (N.LABEL, N.LABEL_STATE
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     when = p.add_mutually_exclusive_group(required=True)
-    when.add_argument("--date", help="label date folder to ingest, e.g. 2026-12-06 (the nightly run)")
-    when.add_argument("--through", help="ingest every label date folder up to this date (a backfill)")
+    when.add_argument("--date", type=checked(parse_date),
+                      help="label date folder to ingest, e.g. 2026-12-06 (the nightly run)")
+    when.add_argument("--through", type=checked(parse_date),
+                      help="ingest every label date folder up to this date (a backfill)")
     p.add_argument("--full", action="store_true", help="recompute labeled_examples from scratch instead of MERGE")
 
 

@@ -28,6 +28,7 @@ from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.access import read_tags, tag_schema
+from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import (
     commit_metrics,
@@ -79,8 +80,9 @@ def add_forget_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def add_purge_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--before", help="purge quarantine rows landed before this date (default: today minus "
-                                    "retention.quarantine_days)")
+    p.add_argument("--before", type=checked(parse_date),
+                   help="purge quarantine rows landed before this date (default: today minus "
+                        "retention.quarantine_days)")
     p.add_argument("--vacuum-retain-hours", type=int, help="VACUUM retention (default: the policy's)")
 
 

@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from skewless.core import names as N
+from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import read_table
 from skewless.core.errors import UsageError
@@ -61,7 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--examples", type=int, default=DEFAULT_EXAMPLES, help="logged examples to compare (default 5000)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--from", dest="dataset", help="dataset version NAME@REF (default: the one it was trained on)")
-    src.add_argument("--hours", help="served hours from feature_logs: 2026-11-25T13 or FROM..TO (inclusive)")
+    src.add_argument("--hours", type=checked(parse_hours),
+                     help="served hours from feature_logs: 2026-11-25T13 or FROM..TO (inclusive)")
     p.add_argument("--tolerance", type=float, help="max |offline - serving| (default: the package's, 1e-6)")
     p.add_argument("--report", help="HTML report path (default: WAREHOUSE/_reports/skew_tests/RUN_ID.html)")
 
