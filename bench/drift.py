@@ -31,6 +31,32 @@ from bench.common import publish  # noqa: E402 - needs the project root on sys.p
 RESULTS = ROOT / "bench" / "results" / "drift.json"
 NUMERIC, CATEGORICAL = [f"n{i:02d}" for i in range(80)], [f"c{i:02d}" for i in range(20)]
 SHIFTED = NUMERIC[:8] + CATEGORICAL[:2]
+SHIFT, SKEW = 0.8, 2.0       # numeric: mean + SHIFT (sd 1 + i % 5); categorical: rank drawn as rand ** SKEW
+MISSING = 0.02               # the share of null numeric values on both days
+
+
+def shift_in_sd(feature: str) -> float | None:
+    """A shifted numeric feature's mean shift in its own standard deviations (None: categorical)."""
+    return round(SHIFT / (1 + NUMERIC.index(feature) % 5), 3) if feature in NUMERIC else None
+
+
+def check_input(df: Any, rows: int) -> dict[str, Any]:
+    """The bench's own input, read back: rows per day and each feature's null share per day must be
+    what `build` meant (a missing `.otherwise` once made a whole reference day null)."""
+    from pyspark.sql import functions as F
+
+    shares = df.groupBy("event_date").agg(
+        F.count("*").alias("rows"),
+        *[F.avg(F.col("features")[f].isNull().cast("double")).alias(f) for f in NUMERIC + CATEGORICAL]).collect()
+    if len(shares) != 2 or any(r["rows"] != rows for r in shares):
+        raise SystemExit(f"bench input: rows per day {[(str(r['event_date']), r['rows']) for r in shares]}, "
+                         f"expected {rows} on each of 2 days")
+    for r in shares:
+        bad = {f: round(r[f], 4) for f in NUMERIC if abs(r[f] - MISSING) > 0.005} | \
+              {f: round(r[f], 4) for f in CATEGORICAL if r[f] != 0}
+        if bad:
+            raise SystemExit(f"bench input: null shares on {r['event_date']} not as built: {bad}")
+    return {str(r["event_date"]): {"rows": r["rows"], "n00_null_share": round(r["n00"], 4)} for r in shares}
 
 
 def build(spark: Any, path: str, rows: int) -> None:
@@ -43,11 +69,12 @@ def build(spark: Any, path: str, rows: int) -> None:
                              + F.floor((F.col("id") % rows) * 86400 / rows).cast("long"))
     num = []
     for i, n in enumerate(NUMERIC):
-        value = F.randn(i) * (1 + i % 5) + i + (F.when(day == 1, 0.8) if n in SHIFTED else 0)
+        # .otherwise: without it the reference day of a shifted feature would be all null.
+        value = F.randn(i) * (1 + i % 5) + i + (F.when(day == 1, SHIFT).otherwise(0.0) if n in SHIFTED else 0)
         num.append(F.when(F.rand(1000 + i) < 0.02, None).otherwise(F.round(value, 4)).alias(n))
     cat = []
     for j, c in enumerate(CATEGORICAL):
-        skew = F.when(day == 1, 2.0) if c in SHIFTED else F.lit(1.0)
+        skew = F.when(day == 1, SKEW).otherwise(1.0) if c in SHIFTED else F.lit(1.0)
         k = F.floor(F.pow(F.rand(2000 + j), skew) * (5 + j)).cast("int")
         cat.append(F.concat(F.lit(f"{c}_"), k.cast("string")).alias(c))
     status = F.when(F.rand(3000) < 0.02, F.create_map(F.lit(NUMERIC[0]), F.lit("timeout"))) \
@@ -71,6 +98,7 @@ def main() -> None:
     args = ap.parse_args()
     from pyspark.sql import functions as F
 
+    from skewless.core import names as N
     from skewless.core.config import Feature, ModelConfig, load
     from skewless.core.session import build_session
     from skewless.drift import job as drift_run
@@ -80,6 +108,7 @@ def main() -> None:
     spark = build_session(base.spark)
     logs = str(work / "warehouse" / "feature_logs")
     t_build, _ = timed(lambda: build(spark, logs, args.rows))
+    checked_input = check_input(spark.read.format("delta").load(logs), args.rows)
     mon = work / "monitoring.yaml"
     mon.write_text("models: {}\n")
 
@@ -112,8 +141,14 @@ def main() -> None:
 
     floor(every)
     f_all, f_one = floor(every), floor(every[:1])
+    metrics = {(r["feature"], r["metric"]): (r["value"], r["status"]) for r in
+               spark.read.format("delta").load(str(work / "warehouse" / N.DRIFT_METRICS))
+               .where(F.col("run_id") == full["run_id"]).select("feature", "metric", "value", "status").collect()}
     spark.stop()
     caught = sorted(full["alert"] + full["warn"])
+    per_shifted = {f: {"shift_sd": shift_in_sd(f), "skew_exponent": None if f in NUMERIC else SKEW,
+                       "flag": "alert" if f in full["alert"] else "warn" if f in full["warn"] else "ok",
+                       **{m: round(v, 4) for (g, m), (v, _) in metrics.items() if g == f}} for f in SHIFTED}
     result = {
         "rows_per_side": args.rows, "features": len(every), "numeric": len(NUMERIC), "categorical": len(CATEGORICAL),
         "build_seconds": round(t_build, 1),
@@ -123,7 +158,8 @@ def main() -> None:
         "floor_ratio_100_over_1": round(f_all / f_one, 2),
         "hourly_cached_seconds": round(t_hour_warm, 2), "hourly_uncached_seconds": round(t_hour_cold, 2),
         "hourly_cached_over_uncached": round(t_hour_warm / t_hour_cold, 3),
-        "shifted": sorted(SHIFTED), "flagged": caught, "all_shifted_flagged": set(SHIFTED) <= set(caught),
+        "input": checked_input, "shifted": per_shifted, "flagged": caught,
+        "shifted_flagged": sum(f in caught for f in SHIFTED), "shifted_total": len(SHIFTED),
         "false_alarms": sorted(set(caught) - set(SHIFTED)),
     }
     publish(RESULTS, result, work)
