@@ -47,6 +47,13 @@ def _file(schema: dict[str, Any], records: list[dict[str, Any]], version: str = 
     return out.getvalue()
 
 
+def v2_file(path: Path, records: list[dict[str, Any]], codec: str = "deflate") -> Path:
+    """A format-v2 file of the fraud model's `FEATURES` holding `records` (`datum`s)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(_file(prediction_schema(FEATURES), records, codec=codec))
+    return path
+
+
 def _with_field(schema: dict[str, Any], name: str, new_type: Any) -> dict[str, Any]:
     s = copy.deepcopy(schema)
     for f in s["fields"]:

@@ -13,6 +13,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import fastavro
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
@@ -29,8 +30,10 @@ from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 from skewless.privacy import job as forget_run
 from skewless.privacy.transforms import pseudonyms
+from skewless.serving.avroformat import META_VERSION
 from skewless.sql.roles import register_role_views
 
+from . import hostile_avro
 from .conftest import KEY, ROOT, record, write_hour
 
 START = datetime(2026, 11, 25, 9, tzinfo=UTC)
@@ -193,9 +196,20 @@ def test_forget_sticks_reruns_and_late_files_and_nothing_outlives_the_retention(
     logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
     request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
     before = DeltaTable.forPath(spark, fl).history(1).first()["version"]  # type: ignore[index]
+    # A format-v2 file too: the subject's value in its entity, one of its request ids, and a stranger.
+    at = START.replace(minute=20)
+    hour_dir = Path(warehouse.paths.landing) / N.PREDICTIONS_DIR / f"date={START:%Y-%m-%d}" / f"hour={START:%H}"
+    v2 = hostile_avro.v2_file(
+        hour_dir / "pod-8.avro",
+        [hostile_avro.datum("v2-subject", at, entity={"user_id": raw}),
+         hostile_avro.datum(request_ids[0], at), hostile_avro.datum("v2-stranger", at)])
     assert forget_run.run_forget(spark, warehouse, argparse.Namespace(
         entity=f"user_id={raw}", reason="", vacuum_retain_hours=None, rewrite_landing=True)) == 0  # 168 h
     assert raw not in _landing_text(warehouse.paths.landing)  # also the malformed line that never loaded
+    with v2.open("rb") as f:
+        reader = fastavro.reader(f)
+        assert [r["request_id"] for r in reader if isinstance(r, dict)] == ["v2-stranger"]
+        assert reader.metadata[META_VERSION] == "2" and reader.codec == "deflate"
 
     # Until the retention passes, time travel still reads the subject (documented in docs/security.md).
     old = read_delta(spark, fl, version=before)
