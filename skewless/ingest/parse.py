@@ -118,9 +118,10 @@ def _quoted(name: str) -> str:
 
 def _feature_columns(rules: ParseRules) -> list[Column]:
     """The first projection: the declared features' VARIANTs read out of the object in one pass (a
-    struct of variants, not a map lookup per use), whether each one's JSON type is right, and the object as a map for
-    the undeclared-name check. A projection of its own, so each is computed once per row: inside a
-    CASE WHEN, Spark would evaluate a shared conversion again for every branch."""
+    struct of variants, matched by exact name like a map lookup), whether each one's JSON type is
+    right, and the object as a map for the undeclared-name check. A projection of its own, so each
+    is computed once per row: inside a CASE WHEN, Spark evaluates a shared conversion again for
+    every branch."""
     top = F.col(N.PARSED)
     values = (F.try_variant_get(top[N.FEATURES], "$", "struct<" + ", ".join(
         f"{_quoted(n)}: variant" for n in rules.features) + ">") if rules.features else F.lit(None))
@@ -237,7 +238,7 @@ def _reason(rules: ParseRules) -> Column:
         (unparsed & (F.octet_length(value) > rules.max_record_bytes), N.RECORD_TOO_LARGE),
         (unparsed & ~F.is_valid_utf8(value), N.INVALID_UTF8),
         (unparsed & (F.btrim(value, F.lit(" \t\r")) == ""), N.EMPTY_RECORD),
-        (F.col("_unparsed"), _UNPARSED),
+        (unparsed, _UNPARSED),
         (F.size("_unknown_fields") > 0, F.concat(F.lit(f"{N.UNKNOWN_FIELD}:"), F.get(F.col("_unknown_fields"), 0))),
         (absent[N.SCHEMA_VERSION] | (F.col(N.SCHEMA_VERSION) != 1) | ~is_number(F.col(f"_t_{N.SCHEMA_VERSION}")),
          N.UNSUPPORTED_SCHEMA_VERSION),
