@@ -16,12 +16,18 @@ from skewless.core import names as N
 from skewless.core.paths import qualify
 
 
-def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
-    """(Hadoop FileSystem, Hadoop Path) for any path or URI: local disk and object stores alike."""
+def jvm_and_conf(spark: SparkSession) -> tuple[Any, Any]:
+    """(the JVM view, the Hadoop configuration): for the project's own JVM classes and Hadoop's."""
     jvm = spark.sparkContext._jvm
     assert jvm is not None
+    return jvm, spark.sparkContext._jsc.hadoopConfiguration()
+
+
+def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
+    """(Hadoop FileSystem, Hadoop Path) for any path or URI: local disk and object stores alike."""
+    jvm, conf = jvm_and_conf(spark)
     hpath = jvm.org.apache.hadoop.fs.Path(path)
-    return hpath.getFileSystem(spark.sparkContext._jsc.hadoopConfiguration()), hpath
+    return hpath.getFileSystem(conf), hpath
 
 
 def write_text(spark: SparkSession, path: str, text: str) -> None:

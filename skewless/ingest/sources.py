@@ -17,7 +17,7 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key
-from skewless.core.storage import LandingFile, read_landing_text
+from skewless.core.storage import LandingFile, jvm_and_conf, read_landing_text
 from skewless.ingest.avro import classify_avro
 from skewless.ingest.avroschema import WriterSchema, check_writer_schema
 from skewless.ingest.parse import LINE_COLUMNS, ParseRules, classify_lines, parse_lines
@@ -40,9 +40,7 @@ class AvroFile:
 
 
 def walk_avro(spark: SparkSession, files: list[LandingFile]) -> list[AvroFile]:
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    jvm, conf = jvm_and_conf(spark)
     out = []
     for f in files:
         if f.size == 0:

@@ -21,7 +21,14 @@ from pyspark.sql import functions as F
 from skewless.core import names as N
 from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, join
 from skewless.core.progress import Progress
-from skewless.core.storage import LandingFile, hadoop_fs, list_files, list_subfolders, read_landing_text
+from skewless.core.storage import (
+    LandingFile,
+    hadoop_fs,
+    jvm_and_conf,
+    list_files,
+    list_subfolders,
+    read_landing_text,
+)
 
 _TMP = "_forget-tmp-"
 _RID = "_rid"
@@ -95,9 +102,7 @@ def _avro_candidates(spark: SparkSession, files: list[LandingFile], raw: str, re
 def _by_writer_schema(spark: SparkSession, files: list[LandingFile]) -> dict[str, list[str]]:
     """Paths by writer schema, each group read with its own. A file without a readable header is not
     rewritten: nothing in it can load (compaction reports it unreadable, whole; docs/security.md)."""
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    jvm, conf = jvm_and_conf(spark)
     groups: dict[str, list[str]] = {}
     for f in files:
         if f.size == 0:
@@ -115,9 +120,7 @@ def _rewrite_avro(spark: SparkSession, files: list[LandingFile], raw: str, reque
     if not candidates:
         return 0
     ids = [r[0] for r in request_ids.collect()]  # one subject's request ids
-    jvm = spark.sparkContext._jvm
-    assert jvm is not None
-    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    jvm, conf = jvm_and_conf(spark)
     removed = 0
     for path in candidates:
         folder, name = path.rsplit("/", 1)
