@@ -73,3 +73,19 @@ def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path: Path) -> None
     counters = logger.counters()
     assert results.count(False) == counters["dropped"] >= 7
     assert counters["written"] + counters["dropped"] == 10
+
+
+def test_a_restarted_logger_never_overwrites_a_file_of_the_same_hour(tmp_path: Path) -> None:
+    # A serving process restarted within the hour (or a second logger of the host, e.g. another
+    # encoding) starts its sequence at 1 again: it must take the next free name, not replace the file.
+    clock = [T0]
+    files = []
+    for run in range(2):
+        logger = PredictionLogger(tmp_path, host="h", sample_rate=1.0, background=False, clock=lambda: clock[0])
+        for i in range(3):
+            _log(logger, f"run{run}-{i}")
+        logger.close()
+        files += logger.closed_files
+    assert [f.name for f in files] == ["h-20261125T13-00001.jsonl.gz", "h-20261125T13-00002.jsonl.gz"]
+    ids = [json.loads(line)["request_id"] for f in files for line in gzip.decompress(f.read_bytes()).splitlines()]
+    assert ids == [f"run{r}-{i}" for r in range(2) for i in range(3)]

@@ -24,18 +24,30 @@ class HourFile:
 
     def __init__(self, root: Path, host: str, hour: datetime, seq: int, compress: int) -> None:
         suffix = ".jsonl.gz" if compress else ".jsonl"
-        raw = self._open(root, hour, f"{host}-{hour:%Y%m%dT%H}-{seq:05d}{suffix}")
+        raw = self._open(root, hour, host, seq, suffix)
         self._fh: io.BufferedIOBase = (
             gzip.GzipFile(fileobj=raw, mode="wb", compresslevel=compress, mtime=0) if compress else raw
         )
 
-    def _open(self, root: Path, hour: datetime, name: str) -> io.BufferedWriter:
+    def _open(self, root: Path, hour: datetime, host: str, seq: int, suffix: str) -> io.BufferedWriter:
+        """Open the first sequence number from `seq` whose file neither exists nor is being written:
+        a logger restarted within the hour, or a second logger of the host (another encoding), never
+        overwrites a published file or shares another's in-progress one. `self.seq` is the one taken."""
         folder = root / hour_folder(PREDICTIONS_DIR, hour)
         folder.mkdir(parents=True, exist_ok=True)
         self.hour = hour
-        self.final = folder / name
-        self.temp = folder / f".{name}.inprogress"  # Spark and Hadoop skip names starting with '.'
-        self._raw = open(self.temp, "wb")  # noqa: SIM115 - closed in close()
+        while True:
+            name = f"{host}-{hour:%Y%m%dT%H}-{seq:05d}{suffix}"
+            self.final = folder / name
+            self.temp = folder / f".{name}.inprogress"  # Spark and Hadoop skip names starting with '.'
+            if not self.final.exists():
+                try:
+                    self._raw = open(self.temp, "xb")  # noqa: SIM115 - closed in close()
+                    break
+                except FileExistsError:
+                    pass
+            seq += 1
+        self.seq = seq
         self.records = 0
         return self._raw
 
@@ -61,10 +73,9 @@ class AvroHourFile(HourFile):
 
     def __init__(self, root: Path, host: str, hour: datetime, seq: int, schema: Any, codec: str,
                  level: int | None, model: str) -> None:
-        name = f"{host}-{hour:%Y%m%dT%H}-{seq:05d}.avro"
-        raw = self._open(root, hour, name)
+        raw = self._open(root, hour, host, seq, ".avro")
         # A sync marker derived from the name: the same traffic gives byte-identical files.
-        marker = hashlib.sha256(name.encode()).digest()[:16]
+        marker = hashlib.sha256(self.final.name.encode()).digest()[:16]
         self._writer = fastavro.write.Writer(
             raw, schema, codec=codec, sync_interval=self.BLOCK_BYTES, sync_marker=marker, compression_level=level,
             metadata={META_VERSION: str(SCHEMA_VERSION_V2), META_MODEL: model})

@@ -241,6 +241,7 @@ class PredictionLogger:
         if hour is not None:
             self._seq += 1
             self._file = HourFile(self._root, self._host, hour, self._seq, self._compress)
+            self._seq = self._file.seq
             with self._lock:
                 self._counters.files += 1
         return self._file
@@ -252,6 +253,7 @@ class PredictionLogger:
         self._seq += 1
         schema, codec, level, model = self._avro
         self._avro_file = AvroHourFile(self._root, self._host, hour, self._seq, schema, codec, level, model)
+        self._seq = self._avro_file.seq
         with self._lock:
             self._counters.files += 1
         return self._avro_file
