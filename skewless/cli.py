@@ -66,6 +66,8 @@ COMMANDS: tuple[Command, ...] = (
             "skewless.skew.job"),
     Command("drift", "PSI, KS and Jensen-Shannon per feature: a serving slice vs the training reference",
             "skewless.drift.job"),
+    Command("nightly", "the day's duty in one run: compact, labels, purge, snapshots, drift; resumable",
+            "skewless.nightly.job"),
     Command("jars", "print the Delta jar paths for `spark-submit --jars` (fetch them with `jars fetch`)",
             "skewless.core.jars", spark=False, config=False),
 )

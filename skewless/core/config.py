@@ -55,6 +55,15 @@ class Compaction:
 
 
 @dataclass(frozen=True)
+class Nightly:
+    """`skewless nightly`: how far back late uploads are looked for, and the warehouse lease."""
+
+    late_lookback_days: int = 7    # earlier landing hours listed for files newer than their last compaction
+    lease_minutes: int = 30        # a run's lease on the warehouse, renewed at every unit of work
+    wait_minutes: float = 0        # a second run waits this long for the lease, then exits naming the holder
+
+
+@dataclass(frozen=True)
 class Feature:
     name: str
     type: FeatureType
@@ -84,6 +93,7 @@ class Config:
     paths: Paths = field(default_factory=Paths)
     spark: SparkSettings = field(default_factory=SparkSettings)
     compaction: Compaction = field(default_factory=Compaction)
+    nightly: Nightly = field(default_factory=Nightly)
     models_dir: str = "models"
     privacy: str = "privacy.yaml"     # the privacy policy, relative to this file
     datasets_dir: str = "datasets"    # dataset definitions, relative to this file
@@ -164,10 +174,20 @@ def load(path: str | Path) -> Config:
         raise ConfigError(str(file), "models", "declare models in files under models_dir, not inline")
     if cfg.spark.shuffle_partitions < 1:
         raise ConfigError(str(file), "spark.shuffle_partitions", "must be >= 1")
+    _validate_nightly(cfg.nightly, str(file))
     models = load_models((file.parent / cfg.models_dir).resolve())
     declared = {f.name: f.type for m in models for f in m.features}
     policy = load_policy((file.parent / cfg.privacy).resolve(), declared)
     return dataclasses.replace(cfg, models=models, policy=policy, source=str(file))
+
+
+def _validate_nightly(n: Nightly, source: str) -> None:
+    if n.late_lookback_days < 0:
+        raise ConfigError(source, "nightly.late_lookback_days", f"must be >= 0, got {n.late_lookback_days}")
+    if n.lease_minutes < 1:
+        raise ConfigError(source, "nightly.lease_minutes", f"must be >= 1, got {n.lease_minutes}")
+    if n.wait_minutes < 0:
+        raise ConfigError(source, "nightly.wait_minutes", f"must be >= 0, got {n.wait_minutes}")
 
 
 def config_path(given: str | None) -> Path:

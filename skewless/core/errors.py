@@ -100,3 +100,20 @@ class GuardUnavailableError(SkewlessError):
     """The SQL extension that enforces roles is not active in the session: nothing may run as a role."""
 
     exit_code = 2
+
+
+class LeaseHeldError(SkewlessError):
+    """Another nightly run holds the warehouse's lease (exit 3): names the holder and its expiry."""
+
+    def __init__(self, warehouse: str, holder: str, expires_at: object, waited_s: float) -> None:
+        self.holder = holder
+        super().__init__(f"another nightly run holds the lease on {warehouse}: {holder}, until {expires_at} UTC "
+                         f"(waited {waited_s:.0f}s; nightly.wait_minutes or --wait-minutes waits longer; a "
+                         f"crashed holder's lease expires, or is taken over at once on its own host)")
+
+
+class LeaseLostError(SkewlessError):
+    """This run's lease expired and another run took it: stop before writing more."""
+
+    def __init__(self, holder: str) -> None:
+        super().__init__(f"the nightly lease was taken over by {holder} (this run's lease had expired): stopping")

@@ -20,9 +20,12 @@ SKEW_TESTS: Final = "skew_tests"  # one row per skew-test run (skewless skew-tes
 DRIFT_METRICS: Final = "drift_metrics"  # one row per drift run, segment, feature and metric (skewless drift)
 DRIFT_REFERENCES: Final = "drift_references"  # a reference's bins and histograms, computed once and reused
 FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and labels never load these again
+NIGHTLY_RUNS: Final = "nightly_runs"    # one row per `skewless nightly` run: its summary
+NIGHTLY_STEPS: Final = "nightly_steps"  # one row per nightly run and step: status, seconds, counts
+NIGHTLY_LEASE: Final = "nightly_lease"  # internal: who runs the nightly now, until when; no role reads it
 TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABELED_EXAMPLES,
                  PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS, DRIFT_METRICS,
-                 DRIFT_REFERENCES)
+                 DRIFT_REFERENCES, NIGHTLY_RUNS, NIGHTLY_STEPS)
 
 # Landing layout.
 PREDICTIONS_DIR: Final = "predictions"

@@ -64,6 +64,17 @@ def list_files(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> l
     return sorted(out, key=lambda f: f.path)
 
 
+def newest_file_ms(spark: SparkSession, folder: str, suffixes: tuple[str, ...]) -> int | None:
+    """The latest modification time (epoch ms) of the files `list_files` would list; None when none."""
+    fs, hpath = hadoop_fs(spark, qualify(folder))
+    if not fs.exists(hpath):
+        return None
+    times = [int(s.getModificationTime()) for s in fs.listStatus(hpath)
+             if s.isFile() and not s.getPath().getName().startswith((".", "_"))
+             and s.getPath().getName().endswith(suffixes)]
+    return max(times) if times else None
+
+
 def list_subfolders(spark: SparkSession, folder: str, prefix: str) -> list[str]:
     fs, hpath = hadoop_fs(spark, qualify(folder))
     if not fs.exists(hpath):

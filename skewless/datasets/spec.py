@@ -13,6 +13,17 @@ from skewless.core.errors import ConfigError, UsageError
 from skewless.core.yamlconf import LOADED, build, read_yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+
+def schedule_due(schedule: str, day: date) -> bool:
+    """Whether the nightly run for `day` creates a version: `daily`, `weekly:<weekday>` (on that
+    weekday's night) or `none`. The schedule is validated when the dataset is loaded."""
+    if schedule == "daily":
+        return True
+    if schedule.startswith("weekly:"):
+        return WEEKDAYS[day.weekday()] == schedule.split(":", 1)[1]
+    return False
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,7 @@ class DatasetConfig:
     split: Split = field(default_factory=Split)
     filters: tuple[str, ...] = ()                    # Spark SQL conditions, all must hold
     expectations: str = ""                           # suite name in expectations/ (default: the dataset's)
+    schedule: str = "none"                           # nightly: daily | weekly:<weekday> | none
     source_file: str = field(default="", metadata=LOADED)
 
     @property
@@ -86,6 +98,9 @@ def _validate(ds: DatasetConfig, src: str, name: str) -> None:
                 raise ConfigError(src, f"window.{key}", f"{value!r} is not a date (YYYY-MM-DD)") from exc
         if w.start >= w.end:
             raise ConfigError(src, "window", "start must be before end")
+    if ds.schedule not in ("daily", "none") and ds.schedule.removeprefix("weekly:") not in WEEKDAYS:
+        raise ConfigError(src, "schedule", f"must be daily, none or weekly:<weekday> (weekly:monday), "
+                                           f"got {ds.schedule!r}")
     s = ds.split
     if abs(s.train + s.validation + s.test - 1.0) > 1e-9 or min(s.train, s.validation, s.test) < 0:
         raise ConfigError(src, "split", "train + validation + test must be 1, none negative")

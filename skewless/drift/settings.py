@@ -75,11 +75,20 @@ class Webhook:
 
 
 @dataclass(frozen=True)
+class NightlyDrift:
+    """What `skewless nightly` checks for this model: the day, and each of its hours if `hourly`."""
+
+    daily: bool = True
+    hourly: bool = False
+
+
+@dataclass(frozen=True)
 class ModelMonitoring:
     reference: str | None = None       # NAME@REF, the default reference
     package: str | None = None         # the deployed package: its training dataset is the default reference
     exclude: tuple[str, ...] = ()
     features: dict[str, Override] = field(default_factory=dict)
+    nightly: NightlyDrift = field(default_factory=lambda: NightlyDrift())
 
 
 @dataclass(frozen=True)
