@@ -84,7 +84,8 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     started = _now()
     progress.step(f"{day}: lease taken by {lease.holder}")
     try:
-        planned = plan(args.steps, args.force, state.completed(spark, cfg.paths.warehouse, day))
+        done = state.completed(spark, cfg.paths.warehouse, day)
+        planned = plan(args.steps, args.force, done)
         results: list[StepResult] = []
         for k, (step, go) in enumerate(planned, 1):
             label = f"step {k}/{len(planned)}"
@@ -92,7 +93,7 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
                 results.append(StepResult(step, "not_run", 0))
                 continue
             if not go:
-                prev = state.completed(spark, cfg.paths.warehouse, day)[step]
+                prev = done[step]
                 progress.step(f"{label} {step}: skipped (completed for {day}: {prev}; --force {step} redoes it)")
                 results.append(StepResult(step, "skipped", 0, previous=prev))
                 continue
