@@ -29,8 +29,8 @@ def test_a_step_runs_unless_it_completed_and_is_not_forced(done: dict[str, str],
 
 
 def test_exit_codes_fold_the_steps() -> None:
-    ok, check, failed = (StepResult("compact", s, c) for s, c in (("succeeded", 0), ("check_failed", 1),
-                                                                   ("failed", 3)))
+    ok, check = StepResult("compact", "succeeded", 0), StepResult("labels", "check_failed", 1)
+    failed = StepResult("purge", "failed", 3)
     assert exit_code([ok, ok]) == 0 and exit_code([ok, check]) == 1 and exit_code([check, failed]) == 3
     # A rerun that skips a step whose check failed still reports the day's failing check.
     assert exit_code([ok, StepResult("drift", "skipped", 0, previous="check_failed")]) == 1
