@@ -52,22 +52,23 @@ demo: setup
 	@# The pre-deploy gate: exit 1 (deploy blocked) if any logged example's score differs by > 1e-6.
 	$(SK) skew-test --model $(DEMO)/models/fraud --examples 5000 --report $(DEMO)/skew-report.html
 	$(SK) sql --role ml_engineer "SELECT tested_at, model_version, examples, max_abs_diff, passed FROM skew_tests"
-	@# The model is live: the next hours arrive. Drift against the dataset the package was trained on:
-	@# 03 is all ok (exit 0); in 04 the device features alert (exit 1, checked), the others stay ok.
-	for h in 03 04; do $(SK) compact --hour 2026-11-25T$$h || [ $$? -eq 1 ] || exit 1; done
-	$(SK) drift --model fraud --package $(DEMO)/models/fraud --current 2026-11-25T03
-	$(SK) drift --model fraud --package $(DEMO)/models/fraud --current 2026-11-25T04 --by model.version \
-	    --report $(DEMO)/drift-report.html; test $$? -eq 1
+	@# The model is live. The night of 2026-11-25, one run does the day's duty: it compacts the hours not
+	@# compacted yet (03 and 04; 00-02 are skipped: compacted, no file since), ingests the day's labels,
+	@# purges, makes the snapshots due (fraud_daily is weekly, on Mondays: not tonight) and checks drift
+	@# of the day and of each hour against fraud_daily@latest: in hour 04 the device features alert
+	@# (exit 1, checked). Its morning page: $(DEMO)/warehouse/_reports/nightly/2026-11-25.html
+	$(SK) nightly --date 2026-11-25; test $$? -eq 1
 	$(SK) sql --role ml_engineer \
 	    "SELECT current_slice, segment, feature, metric, round(value, 3) AS value, status FROM drift_metrics \
 	     WHERE status IN ('warn', 'alert') ORDER BY 1, 2, 3, 4"
+	$(SK) sql --role ml_engineer "SELECT nightly_date, step, status, round(seconds, 1) AS seconds FROM nightly_steps ORDER BY position"
 
 test: setup
 	$(BIN)/pytest -q --durations=25 $(PYTEST_ARGS)
 
 # Pure logic only (no JVM): for iterating; `make test` runs these too.
 FAST_TESTS = tests/test_statements.py tests/test_properties.py tests/test_config.py tests/test_logformat.py \
-             tests/test_logger.py tests/test_avroformat.py
+             tests/test_logger.py tests/test_avroformat.py tests/test_nightly_plan.py
 test-fast: setup
 	$(BIN)/pytest -q $(wildcard $(FAST_TESTS)) $(PYTEST_ARGS)
 

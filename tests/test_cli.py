@@ -64,6 +64,8 @@ def test_usage_error_exit_code(tmp_path: Path) -> None:
         "not a date: '11/25'": [*wh, "snapshot", "create", "fraud_daily", "--as-of", "11/25"],
         "the last hour is before the first": [*wh, "drift", "--model", "fraud", "--current",
                                               "2026-11-25T05..2026-11-25T01"],
+        "not a date: '2026-11-31'": [*wh, "nightly", "--date", "2026-11-31"],
+        "unknown step(s) ['compaction']": [*wh, "nightly", "--date", "2026-11-25", "--steps", "compaction,labels"],
         "--hours '2026-11-25T05..2026-11-25T01': the last hour is before the first":
             [*wh, "skew-test", "--model", str(tmp_path / "pkg"), "--hours", "2026-11-25T05..2026-11-25T01"],
     }
