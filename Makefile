@@ -8,7 +8,7 @@ DEMO   ?= demo-data
 PYTEST_ARGS ?=
 SK     := $(BIN)/skewless --landing $(DEMO)/landing --warehouse $(DEMO)/warehouse
 
-.PHONY: setup demo test test-fast chaos bench lint dist cluster-demo clean
+.PHONY: setup demo test test-fast chaos bench lint dist cluster-demo clean check-dag
 
 setup: $(STAMP)
 	@$(BIN)/skewless jars fetch
@@ -87,8 +87,18 @@ bench: setup
 	$(PY) bench/drift.py
 	$(PY) bench/sql.py
 
+# The Airflow DAG, loaded by Airflow itself: Airflow and its Spark provider in their own virtualenv
+# (never in the project's), a DagBag import with no errors, then the task graph and arguments checked.
+AIRFLOW_VENV ?= .venv-airflow
+AIRFLOW_PINS ?= apache-airflow==3.3.2 apache-airflow-providers-apache-spark==6.3.4
+check-dag:
+	@test -f $(AIRFLOW_VENV)/.done || { rm -rf $(AIRFLOW_VENV) && $(PYTHON) -m venv $(AIRFLOW_VENV) \
+	    && $(AIRFLOW_VENV)/bin/pip install --quiet --upgrade pip \
+	    && $(AIRFLOW_VENV)/bin/pip install --quiet $(AIRFLOW_PINS) && touch $(AIRFLOW_VENV)/.done; }
+	AIRFLOW_HOME=$$(mktemp -d) $(AIRFLOW_VENV)/bin/python deploy/airflow/check_dag.py
+
 lint: setup
-	$(BIN)/ruff check skewless jobs tests bench
+	$(BIN)/ruff check skewless jobs tests bench deploy
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
@@ -105,4 +115,4 @@ cluster-demo: dist
 	$(PY) -m skewless.devtools.cluster demo --work $(DEMO)-cluster
 
 clean:
-	rm -rf $(VENV) $(DEMO) $(DEMO)-cluster dist build spark-warehouse metastore_db
+	rm -rf $(VENV) $(AIRFLOW_VENV) $(DEMO) $(DEMO)-cluster dist build spark-warehouse metastore_db

@@ -37,7 +37,8 @@ DAY = "2026-11-25"
 
 
 def _night(spark: SparkSession, cfg: Config, day: str = DAY, **kw: Any) -> tuple[int, dict[str, Any]]:
-    args = argparse.Namespace(date=day, steps=kw.get("steps"), force=kw.get("force"), wait_minutes=None)
+    args = argparse.Namespace(date=day, steps=kw.get("steps"), force=kw.get("force"), wait_minutes=None,
+                              exit_zero_on_checks=kw.get("exit_zero_on_checks", False))
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = nightly.run(spark, cfg, args)
@@ -95,6 +96,8 @@ def test_a_rerun_skips_what_completed_and_writes_nothing(spark: SparkSession, ni
     code, out = _night(spark, cfg)
     assert {s: r["status"] for s, r in out["steps"].items()} == dict.fromkeys(out["steps"], "skipped")
     assert code == 1 and out["steps"]["drift"]["previous"] == "check_failed"  # the day's failing check stays
+    code, out = _night(spark, cfg, steps=("drift",), exit_zero_on_checks=True)  # a scheduler's step task
+    assert code == 0 and out["exit_code"] == 1 and list(out["steps"]) == ["drift"]
     assert {t: current_version(spark, f"{cfg.paths.warehouse}/{t}") for t in tables} == before
 
 
