@@ -86,6 +86,7 @@ bench: setup
 	$(PY) bench/skew.py
 	$(PY) bench/drift.py
 	$(PY) bench/sql.py
+	$(PY) bench/nightly.py
 
 # The Airflow DAG, loaded by Airflow itself: Airflow and its Spark provider in their own virtualenv
 # (never in the project's), a DagBag import with no errors, then the task graph and arguments checked.

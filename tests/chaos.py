@@ -23,9 +23,10 @@ JOBS: dict[str, list[str]] = {
     "compact": ["compact", "--hour", "2026-11-25T13"],
     "labels": ["labels", "--through", "2027-03-31"],
     "snapshot": ["snapshot", "create", "fraud_daily", "--as-of", "2027-04-01"],
+    "nightly": ["nightly", "--date", "2026-11-25"],
 }
 # Progress lines each job prints before its last commit: kills are drawn among them.
-LINES = {"compact": 4, "labels": 4, "snapshot": 3}
+LINES = {"compact": 4, "labels": 4, "snapshot": 3, "nightly": 14}
 
 
 @dataclass(frozen=True)

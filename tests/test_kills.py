@@ -1,14 +1,17 @@
-"""Kill tests: SIGKILL `compact`, `labels` and `snapshot create` at seeded random points, rerun, and
-compare the tables row for row with an uninterrupted run's. No partial snapshot may be resolvable, and
-every audit row must reconcile.
+"""Kill tests: SIGKILL `compact`, `labels`, `snapshot create` and `nightly` at seeded random points,
+rerun, and compare the tables row for row with an uninterrupted run's. No partial snapshot may be
+resolvable, and every audit row must reconcile.
 
-`make test` kills each job once; `make chaos` (SKEWLESS_CHAOS_KILLS=20) kills each at least 20 times
-and writes the figures to bench/results/chaos-<job>.json.
+`make test` kills each single job once; `make chaos` (SKEWLESS_CHAOS_KILLS=20) kills each at least 20
+times, the nightly included (its run is the other jobs in one application, so make test leaves it to
+the campaign), and writes the figures to bench/results/chaos-<job>.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -36,16 +39,20 @@ from skewless.datasets.versions import resolve, versions_table
 from skewless.devtools.generator import GenSpec, generate
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
+from skewless.nightly import job as nightly_run
 
 from . import chaos
 from .conftest import HOUR, KEY, ROOT, frozen
 
 KILLS = int(os.environ.get("SKEWLESS_CHAOS_KILLS", "1"))
+CAMPAIGN = "SKEWLESS_CHAOS_KILLS" in os.environ
+SINGLE_JOBS = ("compact", "labels", "snapshot")
 RESULTS = ROOT / "bench" / "results"  # chaos-<job>.json: one file per job, so campaigns can run in parallel
 RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)
 TABLES = {"compact": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE),
-          "labels": (N.LABELS, N.LABELS_QUARANTINE, N.LABELED_EXAMPLES), "snapshot": ()}
-BEFORE = {"compact": None, "labels": "after_compact", "snapshot": "after_labels"}
+          "labels": (N.LABELS, N.LABELS_QUARANTINE, N.LABELED_EXAMPLES), "snapshot": (),
+          "nightly": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELS_QUARANTINE, N.LABELED_EXAMPLES)}
+BEFORE = {"compact": None, "labels": "after_compact", "snapshot": "after_labels", "nightly": None}
 AS_OF = date(2027, 4, 1)
 
 
@@ -53,6 +60,14 @@ def _run(job: str, spark: SparkSession, cfg: Config) -> None:
     """The job, uninterrupted, in this process."""
     if job == "compact":
         compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
+    elif job == "nightly":  # in this process, with the key the killed run used
+        os.environ["SKEWLESS_PII_KEY"] = KEY.secret.decode()
+        try:
+            with contextlib.redirect_stdout(io.StringIO()):
+                nightly_run.run(spark, cfg, argparse.Namespace(date="2026-11-25", steps=None, force=None,
+                                                              wait_minutes=None, exit_zero_on_checks=False))
+        finally:
+            del os.environ["SKEWLESS_PII_KEY"]
     elif job == "labels":
         labels_run.run(spark, cfg, argparse.Namespace(date=None, through="2027-03-31", full=False))
     else:
@@ -74,13 +89,18 @@ def reference(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> 
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "reference"))
     generate(GenSpec(landing=cfg.paths.landing, start=HOUR, hours=1, rps=1, seed=5, hosts=2), progress=False)
     frozen_tables: dict[str, DataFrame] = {}
-    for job in chaos.JOBS:
+    for job in SINGLE_JOBS:
         _run(job, spark, cfg)
         for table in TABLES[job]:
             frozen_tables[table] = frozen(spark, _stable(read_table(spark, cfg.paths.warehouse, table)))
         if job != "snapshot":
             shutil.copytree(cfg.paths.warehouse, root / f"after_{job}")
     frozen_tables["snapshot"] = frozen(spark, _latest_snapshot(spark, cfg.paths.warehouse))
+    if CAMPAIGN:  # the nightly's uninterrupted tables, from its own warehouse
+        night = cfg.with_paths(warehouse=str(root / "nightly-reference"))
+        _run("nightly", spark, night)
+        for table in TABLES["nightly"]:
+            frozen_tables[f"nightly:{table}"] = frozen(spark, _stable(read_table(spark, night.paths.warehouse, table)))
     return {"root": root, "cfg": cfg, "tables": frozen_tables}
 
 
@@ -115,14 +135,15 @@ def _trial(spark: SparkSession, reference: dict[str, Any], job: str, seed: int) 
     _run(job, spark, cfg)  # the rerun converges...
     _check_visible_state(spark, cfg)
     for table in TABLES[job]:  # ...to the uninterrupted run's tables, row for row
-        assertDataFrameEqual(_stable(read_table(spark, cfg.paths.warehouse, table)), reference["tables"][table])
+        want = reference["tables"][f"nightly:{table}" if job == "nightly" else table]
+        assertDataFrameEqual(_stable(read_table(spark, cfg.paths.warehouse, table)), want)
     if job == "snapshot":  # the latest published version holds the same rows (its number may differ)
         assertDataFrameEqual(_latest_snapshot(spark, cfg.paths.warehouse), reference["tables"]["snapshot"])
     shutil.rmtree(cfg.paths.warehouse)
     return kill
 
 
-@pytest.mark.parametrize("job", list(chaos.JOBS))
+@pytest.mark.parametrize("job", [*SINGLE_JOBS, *(["nightly"] if CAMPAIGN else [])])
 def test_a_killed_job_reruns_to_the_uninterrupted_tables(spark: SparkSession, reference: dict[str, Any],
                                                           job: str) -> None:
     kills: list[chaos.Kill] = []
@@ -130,7 +151,7 @@ def test_a_killed_job_reruns_to_the_uninterrupted_tables(spark: SparkSession, re
     while sum(k.killed for k in kills) < KILLS and seed < 3 * KILLS + 2:
         kills.append(_trial(spark, reference, job, seed))
         seed += 1
-        if "SKEWLESS_CHAOS_KILLS" in os.environ:  # after every trial: a long campaign shows progress
+        if CAMPAIGN:  # after every trial: a long campaign shows progress
             _record(job, kills)
     assert sum(k.killed for k in kills) >= KILLS, [asdict(k) for k in kills]
 

@@ -98,7 +98,12 @@ def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession,
     sample = failed[0]["sample_request_ids"]
     rows = spark.read.format("delta").load(bad["location"]).where(F.col(N.REQUEST_ID).isin(*sample))
     assert len(sample) == 10 and rows.where("amount > 20").count() == 10  # the ids name offending rows
-    assert "FAIL" in Path(bad["report_path"]).read_text()
+    # The quality report is GX's own Data Docs page of this validation, in the warehouse's GX context.
+    page = Path(bad["report_path"])
+    assert page.is_relative_to(Path(built.paths.warehouse, "_quality", "gx")) and page.suffix == ".html"
+    text = page.read_text()
+    assert "Expectation Validation Result" in text and "strict" in text and "Failed" in text
+    assert Path(ok["report_path"]).parent.parent.parent.name == "fraud_daily"  # one page per validated suite
 
     versions = versions_table(spark, built)
     today = datetime.now(UTC).date()

@@ -23,6 +23,13 @@ def qualify(path: str) -> str:
     return path if _SCHEME.match(path) else str(Path(path).resolve())
 
 
+def local_path(path: str) -> str | None:
+    """The local filesystem path of `path` (a plain path or a file: URI), None for an object store."""
+    if path.startswith("file:"):
+        return "/" + path[len("file:"):].lstrip("/")
+    return None if _SCHEME.match(path) else str(Path(path).resolve())
+
+
 def join(root: str, *parts: str) -> str:
     return "/".join([qualify(root).rstrip("/"), *parts])
 

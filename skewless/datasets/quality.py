@@ -1,8 +1,10 @@
 """Great Expectations 1.x on a Spark DataFrame: load a suite from expectations/, validate, report.
 
-The report names each failing expectation and gives sample `request_id`s of the offending rows
-(GX's `unexpected_index_column_names`), and is written as a self-contained HTML page next to the
-version's data. GX is imported lazily: it is only needed by `snapshot create`.
+The result names each failing expectation and gives sample `request_id`s of the offending rows
+(GX's `unexpected_index_column_names`). With a local docs root, the suite runs as a GX checkpoint of a
+file-backed context kept there, whose `UpdateDataDocsAction` builds GX's own Data Docs site: the
+validation's page is the quality report. Without one (an object-store warehouse: GX's file context
+needs a local folder), a self-contained HTML page is written instead. GX is imported lazily.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import yaml
 from pyspark.sql import DataFrame
@@ -38,6 +41,7 @@ class QualityReport:
     suite: str
     success: bool
     outcomes: list[Outcome]
+    docs_page: str | None = None   # GX Data Docs page of this validation (a local path), when built
 
     @property
     def failed(self) -> list[Outcome]:
@@ -71,8 +75,10 @@ def load_suite(directory: Path, name: str) -> dict[str, Any]:
     raise ConfigError(str(directory / f"{name}.json"), "", "expectation suite not found")
 
 
-def validate(df: DataFrame, suite: dict[str, Any]) -> QualityReport:
-    """Run the suite on `df` (cache it first: GX reads it once per metric batch)."""
+def validate(df: DataFrame, suite: dict[str, Any], docs_root: str | None = None,
+             run_name: str | None = None) -> QualityReport:
+    """Run the suite on `df` (cache it first: GX reads it once per metric batch); with `docs_root`
+    (a local folder), as a checkpoint of the file context there, building its Data Docs page."""
     import great_expectations as gx
     from great_expectations.core.expectation_suite import ExpectationSuite
     from great_expectations.data_context.types.base import ProgressBarsConfig
@@ -82,14 +88,24 @@ def validate(df: DataFrame, suite: dict[str, Any]) -> QualityReport:
         gx_suite = ExpectationSuite(name=suite["name"], expectations=suite["expectations"])
     except Exception as exc:  # noqa: BLE001 - GX raises many types for a bad suite; name the file
         raise ConfigError(suite.get("source", suite["name"]), "expectations", f"rejected by GX: {exc}") from exc
-    context = gx.get_context(mode="ephemeral")
+    context = (gx.get_context(mode="file", project_root_dir=docs_root) if docs_root
+               else gx.get_context(mode="ephemeral"))
     context.variables.progress_bars = ProgressBarsConfig(globally=False, metric_calculations=False)
-    asset = context.data_sources.add_spark(name="skewless").add_dataframe_asset(name=suite["name"])
-    batch = asset.add_batch_definition_whole_dataframe("whole").get_batch(batch_parameters={"dataframe": df})
+    source = context.data_sources.add_or_update_spark(name="skewless")
+    asset = next((a for a in source.assets if a.name == suite["name"]), None) or source.add_dataframe_asset(
+        name=suite["name"])
+    whole = next((b for b in asset.batch_definitions if b.name == "whole"), None) or (
+        asset.add_batch_definition_whole_dataframe("whole"))
+    batch = whole.get_batch(batch_parameters={"dataframe": df})
     # Pass 1 computes every expectation's metrics (BASIC: counts, observed values, no row lookups).
     # Pass 2 runs only the failing ones again, asking GX for the request_ids of offending rows:
     # the per-expectation row lookups cost as much as the whole suite, and passing ones need none.
-    result = batch.validate(gx_suite, result_format={"result_format": "BASIC", "partial_unexpected_count": 0})
+    basic = {"result_format": "BASIC", "partial_unexpected_count": 0}
+    page = None
+    if docs_root:
+        result, page = _checkpoint(context, whole, gx_suite, df, basic, run_name or suite["name"])
+    else:
+        result = batch.validate(gx_suite, result_format=basic)
     samples: dict[str, list[str]] = {}
     failing = [r.expectation_config for r in result.results if not r.success and r.expectation_config is not None]
     if failing:
@@ -114,7 +130,27 @@ def validate(df: DataFrame, suite: dict[str, Any]) -> QualityReport:
     # GX reorders results; report them in the suite's order.
     order = {_key(e["type"], e.get("kwargs", {})): i for i, e in enumerate(suite["expectations"])}
     outcomes.sort(key=lambda o: order.get(_key(o.expectation, o.kwargs), 0))
-    return QualityReport(suite["name"], bool(result.success), outcomes)
+    return QualityReport(suite["name"], bool(result.success), outcomes, page)
+
+
+def _checkpoint(context: Any, whole: Any, suite: Any, df: DataFrame, result_format: dict[str, Any],
+                run_name: str) -> tuple[Any, str | None]:
+    """The suite as a checkpoint whose action updates Data Docs: (the validation result, its page)."""
+    from great_expectations.checkpoint import Checkpoint, UpdateDataDocsAction
+    from great_expectations.core.run_identifier import RunIdentifier
+    from great_expectations.core.validation_definition import ValidationDefinition
+
+    stored = context.suites.add_or_update(suite)
+    definition = context.validation_definitions.add_or_update(
+        ValidationDefinition(name=suite.name, data=whole, suite=stored))
+    checkpoint = context.checkpoints.add_or_update(Checkpoint(
+        name=suite.name, validation_definitions=[definition], actions=[UpdateDataDocsAction(name="data_docs")],
+        result_format=result_format))
+    run = checkpoint.run(batch_parameters={"dataframe": df}, run_id=RunIdentifier(run_name=run_name))
+    ident, result = next(iter(run.run_results.items()))
+    urls = context.get_docs_sites_urls(resource_identifier=ident)
+    url = str(urls[0]["site_url"]) if urls else ""
+    return result, (unquote(url.removeprefix("file://")) or None)  # a file URL: `@` is %40
 
 
 def _kwargs(kwargs: Any) -> dict[str, Any]:

@@ -24,7 +24,7 @@ from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import is_table, last_commit, read_delta, session_conf
 from skewless.core.errors import UsageError
-from skewless.core.paths import snapshot_path, table_path
+from skewless.core.paths import join, local_path, snapshot_path, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import delete_path, write_text
 from skewless.datasets.quality import load_suite, render_html, validate
@@ -59,7 +59,8 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     summary({"job": "snapshot", **{k: record[k] for k in ("name", "version", "status", "rows", "content_hash")},
              "rows_per_split": record["rows_per_split"], "report": record["report_path"],
              "materialize_s": record["materialize_s"], "validate_s": record["validate_s"],
-             "unchanged": record.get("unchanged", False)})
+             "unchanged": record.get("unchanged", False),
+             "failed": [json.loads(f) for f in record.get("failed_expectations") or []]})
     return 0 if record["status"] == "published" else 1
 
 
@@ -117,12 +118,14 @@ def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str,
         progress.step(f"{ds.name}@{version}: {total} rows {per_split} written in {materialize_s:.1f}s; "
                       f"validating with suite {suite['name']}")
         t1 = time.perf_counter()
-        report = validate(stored, suite)
+        docs = local_path(join(cfg.paths.warehouse, "_quality", "gx"))
+        report = validate(stored, suite, docs_root=docs, run_name=f"{ds.name}@{version}")
         validate_s = time.perf_counter() - t1
     finally:
         stored.unpersist()
-    # Under `_`: VACUUM never deletes it, readers never see it as data.
-    report_path = f"{path}/_quality/report.html"
+    # GX's Data Docs page of this validation; else (object store) a page under `_`: VACUUM never
+    # deletes it, readers never see it as data.
+    report_path = report.docs_page or f"{path}/_quality/report.html"
     status = "published" if report.success else "failed"
     record = {
         "name": ds.name, "version": version, "created_at": started, "as_of": as_of, "window_start": start,
@@ -142,7 +145,8 @@ def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str,
         delete_path(spark, path)
         progress.step(f"{ds.name}: unchanged, same content as {ds.name}@{same['version']} ({digest[:12]})")
         return {**same.asDict(recursive=True), "unchanged": True}
-    write_text(spark, report_path, render_html(report, f"{ds.name}@{version}"))
+    if report.docs_page is None:
+        write_text(spark, report_path, render_html(report, f"{ds.name}@{version}"))
     for o in report.failed:
         progress.step(f"{ds.name}@{version}: FAILED {o.expectation}{json.dumps(o.kwargs, default=str)} "
                       f"unexpected={o.unexpected_count} e.g. request_id {', '.join(o.sample_request_ids[:5]) or '-'}")

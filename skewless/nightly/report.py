@@ -71,6 +71,7 @@ def render(day: date, summary: dict[str, Any], steps: dict[str, dict[str, Any]],
         ["dataset", "version", "status", "rows", "quality"],
         [[escape(n), str(c.get("version")), escape(str(c.get("status"))), str(c.get("rows")),
           _link(page_dir, c.get("report"), "quality report")] for n, c in snap.get("created", {}).items()])
+        + _failed_expectations(snap.get("created", {}))
         + f"<p>not due tonight: {escape(', '.join(snap.get('not_due', [])) or 'none')}</p>")
     dr = steps.get("drift", {}).get("checks", {})
     parts.append('<h2 id="drift">drift</h2>' + _table(
@@ -81,6 +82,17 @@ def render(day: date, summary: dict[str, Any], steps: dict[str, dict[str, Any]],
         [str(c.get("status")) for _, c in sorted(dr.items())]))
     return (f"<!doctype html><html><head><meta charset='utf-8'><title>nightly {escape(day.isoformat())}</title>"
             f"<style>{_STYLE}</style></head><body>{''.join(parts)}</body></html>")
+
+
+def _failed_expectations(created: dict[str, Any]) -> str:
+    """Each failing expectation of tonight's versions with sample request ids of offending rows."""
+    rows = [[escape(n), escape(str(f.get("expectation"))), escape(str(f.get("kwargs", {}).get("column", ""))),
+             str(f.get("unexpected_count")), escape(", ".join(f.get("sample_request_ids") or []))]
+            for n, c in created.items() for f in c.get("failed") or []]
+    if not rows:
+        return ""
+    return "<h3>failing expectations</h3>" + _table(
+        ["dataset", "expectation", "column", "unexpected rows", "sample request_ids"], rows, ["failed"] * len(rows))
 
 
 def _compaction(c: dict[str, Any]) -> str:

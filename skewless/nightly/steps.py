@@ -116,7 +116,7 @@ def snapshots(n: Night) -> Outcome:
     for name in due:
         n.progress.step(f"snapshots: {name} as of {as_of}")
         c, out = captured(lambda: snapshot_job.run(n.spark, n.cfg, argparse.Namespace(name=name, as_of=as_of)))  # noqa: B023
-        made[name] = {k: out.get(k) for k in ("version", "status", "rows", "unchanged", "report")}
+        made[name] = {k: out.get(k) for k in ("version", "status", "rows", "unchanged", "report", "failed")}
         code = max(code, c)
         n.lease.renew()
     return code, {"as_of": as_of, "created": made, "not_due": not_due}
