@@ -1,9 +1,12 @@
-"""The compaction job on a real Spark standalone cluster (a master and two one-core workers on 127.0.0.1),
-submitted with spark-submit from another folder with the package as a --py-files zip: the tables
-equal a local run's on the same input, row for row."""
+"""The nightly job (its compact step) on a real Spark standalone cluster (a master and two
+one-core workers on 127.0.0.1), submitted with spark-submit from another folder with the package as a
+--py-files zip: the tables equal a local run's on the same input, row for row."""
 
 from __future__ import annotations
 
+import argparse
+import contextlib
+import io
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,11 +19,10 @@ from skewless.core import names as N
 from skewless.core.config import Config
 from skewless.core.delta import read_table
 from skewless.core.jars import require_jars
-from skewless.core.progress import Progress
 from skewless.devtools.cluster import LocalCluster
 from skewless.devtools.generator import GenSpec, generate
 from skewless.devtools.pyzip import build as build_zip
-from skewless.ingest import job as compact_run
+from skewless.nightly import job as nightly_run
 
 from .conftest import HOUR, KEY, ROOT
 
@@ -37,7 +39,7 @@ def _stable(df: DataFrame) -> DataFrame:
     return df.drop(*[c for c in RUN_COLUMNS if c in df.columns])
 
 
-def test_compact_and_labels_on_a_standalone_cluster_equal_a_local_run(
+def test_the_nightly_on_a_standalone_cluster_equals_a_local_run(
         spark: SparkSession, cluster: LocalCluster, warehouse: Config, tmp_path: Path,
         monkeypatch: pytest.MonkeyPatch) -> None:
     assert cluster.alive_workers() == 2
@@ -53,19 +55,26 @@ def test_compact_and_labels_on_a_standalone_cluster_equal_a_local_run(
              "--warehouse", remote_wh]
     env = {"SKEWLESS_PII_KEY": KEY.secret.decode(), "PYTHONPATH": ""}
     jars = ",".join(str(p) for p in require_jars())
-    # compact only: labels' spark-submit runs in `make cluster-demo` (the suite's time budget).
-    for job, args in (("compact.py", ["--hour", f"{HOUR:%Y-%m-%dT%H}"]),):
-        out = cluster.submit(ROOT / "jobs" / job, [*roots, *args], py_files=zip_path, jars=jars, cwd=elsewhere, env=env)
-        assert out.returncode in (0, 1), out.stderr[-4000:]
-        summary = json.loads(out.stdout.strip().splitlines()[-1])
-        # Exit 1 exactly when a landing file could not be read whole (the generator cuts one upload).
-        assert out.returncode == (1 if summary.get("unreadable_files") else 0), summary
-        assert summary["job"] == job.removesuffix(".py")
+    # The nightly's compact step (the other steps run in the nightly tests and labels in `make
+    # cluster-demo`: the suite's time budget).
+    args = ["--date", f"{HOUR:%Y-%m-%d}", "--steps", "compact"]
+    out = cluster.submit(ROOT / "jobs" / "nightly.py", [*roots, *args], py_files=zip_path, jars=jars, cwd=elsewhere,
+                         env=env)
+    assert out.returncode in (0, 1), out.stderr[-4000:]
+    summary = json.loads(out.stdout.strip().splitlines()[-1])
+    # Exit 1 exactly when a landing file could not be read whole (the generator cuts one upload).
+    assert out.returncode == (1 if summary["steps"]["compact"]["unreadable_files"] else 0), summary
+    assert summary["job"] == "nightly" and list(summary["steps"]) == ["compact"]
+    # spark-submit's Python runner merges the driver's stderr into its stdout: progress, then the summary.
+    assert "] step 1/1 compact: " in out.stdout and "compact: hour 1/1 2026-11-25T13 (new)" in out.stdout, \
+        out.stdout[-3000:]
     assert any(Path(cluster.work_dir).glob("worker-*/app-*/*/stderr")), "no executor ran on a worker"
 
     # The same input, locally in this process.
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
-    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    with contextlib.redirect_stdout(io.StringIO()):
+        nightly_run.run(spark, warehouse, argparse.Namespace(date=args[1], steps=("compact",), force=None,
+                                                             wait_minutes=None, exit_zero_on_checks=False))
     for table in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE):
         local = _stable(read_table(spark, warehouse.paths.warehouse, table)).localCheckpoint()
         remote = _stable(read_table(spark, remote_wh, table)).localCheckpoint()

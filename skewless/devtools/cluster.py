@@ -122,7 +122,9 @@ class LocalCluster:
 
 
 def demo(work: Path, root: Path) -> int:
-    """Generate two hours of traffic, then compact and label it on the cluster; print each job's summary."""
+    """Generate two hours of traffic, run the day's nightly on the cluster, then the labels backfill;
+    print each job's summary. Exit 1 (a check failed) is expected of the nightly: the cluster demo's
+    warehouse has no published dataset yet, so drift has no reference."""
     from skewless.core.jars import require_jars
 
     landing, warehouse = work / "landing", work / "warehouse"
@@ -133,12 +135,12 @@ def demo(work: Path, root: Path) -> int:
     jars = ",".join(str(p) for p in require_jars())
     with LocalCluster(workers=2, work_dir=work / "cluster") as cluster:
         print(f"cluster: {cluster.url} with {cluster.alive_workers()} workers", file=sys.stderr)
-        for job, args in (("compact.py", ["--date", "2026-11-25"]), ("labels.py", ["--through", "2027-03-31"])):
+        for job, args in (("nightly.py", ["--date", "2026-11-25"]), ("labels.py", ["--through", "2027-03-31"])):
             out = cluster.submit(root / "jobs" / job, [*roots, *args], py_files=root / "dist" / "skewless.zip",
                                  jars=jars, cwd=work)
-            sys.stderr.write(out.stderr if out.returncode else "")
+            sys.stderr.write(out.stderr if out.returncode > 1 else "")
             print(out.stdout.strip().splitlines()[-1] if out.stdout.strip() else f"{job}: no summary")
-            if out.returncode:
+            if out.returncode > 1:
                 return out.returncode
     return 0
 
