@@ -38,6 +38,7 @@ class Command:
     add: str = "add_arguments"
     spark: bool = True
     config: bool = True
+    preflight: str | None = None   # check(config, args): the command's own config, before the JVM starts
 
     def function(self, attr: str) -> Callable[..., Any]:
         return getattr(importlib.import_module(self.module), attr)
@@ -67,7 +68,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("drift", "PSI, KS and Jensen-Shannon per feature: a serving slice vs the training reference",
             "skewless.drift.job"),
     Command("nightly", "the day's duty in one run: compact, labels, purge, snapshots, drift; resumable",
-            "skewless.nightly.job"),
+            "skewless.nightly.job", preflight="preflight"),
     Command("jars", "print the Delta jar paths for `spark-submit --jars` (fetch them with `jars fetch`)",
             "skewless.core.jars", spark=False, config=False),
 )
@@ -115,6 +116,8 @@ def dispatch(command: Command, args: argparse.Namespace) -> int:
     if not command.spark:  # validated before any command reads or writes
         return int(command.function(command.runner)(cfg, args))
     run = command.function(command.runner)  # imported (and its arguments checked) before the JVM starts
+    if command.preflight:
+        command.function(command.preflight)(cfg, args)
     from skewless.core.session import build_session
 
     spark = build_session(cfg.spark, verbose=args.verbose)

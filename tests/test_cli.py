@@ -50,6 +50,27 @@ def test_bad_config_fails_before_any_write(tmp_path: Path) -> None:
     assert not (tmp_path / "wh").exists()
 
 
+def test_the_nightly_checks_every_config_it_reads_before_the_jvm(tmp_path: Path) -> None:
+    """A dataset's schedule, its suite, monitoring.yaml: read by the nightly's later steps, checked first."""
+    conf = tmp_path / "conf"
+    shutil.copytree(ROOT / "conf", conf)
+    shutil.copytree(ROOT / "expectations", tmp_path / "expectations")
+    ds = conf / "datasets" / "fraud_daily.yaml"
+    no_jvm = {"JAVA_HOME": str(tmp_path / "no-java"), "PATH": str(BIN)}
+    argv = [str(BIN / "skewless"), "--config", str(conf / "warehouse.yaml"), "--warehouse", str(tmp_path / "wh"),
+            "--landing", str(tmp_path / "landing"), "nightly", "--date", "2026-11-25"]
+    ds.write_text(ds.read_text().replace("schedule: weekly:monday", "schedule: weekly:funday"))
+    bad_schedule = _run(*argv, env=no_jvm)
+    ds.write_text(ds.read_text().replace("weekly:funday", "daily"))
+    mon = conf / "monitoring.yaml"
+    mon.write_text(mon.read_text().replace("  fraud:\n", "  fruad:\n"))
+    bad_model = _run(*argv, env=no_jvm)
+    assert bad_schedule.returncode == 2 and "fraud_daily.yaml: schedule: must be daily, none or weekly:<weekday>" \
+        in bad_schedule.stderr, bad_schedule.stderr
+    assert bad_model.returncode == 2 and "models.fruad: not declared in models/" in bad_model.stderr, bad_model.stderr
+    assert not (tmp_path / "wh").exists()
+
+
 def test_usage_error_exit_code(tmp_path: Path) -> None:
     """A bad hour or date is refused when the command line is parsed: exit 2 with the value named,
     before a JVM starts or anything (a key file, a table) is written under the warehouse."""

@@ -13,14 +13,18 @@ import time
 import traceback
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import SparkSession
 
 from skewless.core.argtypes import checked
 from skewless.core.config import Config
-from skewless.core.errors import LeaseLostError, SkewlessError
+from skewless.core.errors import ConfigError, LeaseLostError, SkewlessError
 from skewless.core.progress import Progress, summary
+from skewless.datasets.quality import load_suite
+from skewless.datasets.spec import load_dataset
+from skewless.drift.settings import load_monitoring
 from skewless.nightly import report, state
 from skewless.nightly.lease import Lease
 from skewless.nightly.plan import STEPS, StepResult, exit_code, plan, status_of, step_list
@@ -41,6 +45,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "day's final run, with every step skipped, exits 1 for them)")
     p.add_argument("--wait-minutes", type=float, help="wait this long for another run's lease "
                                                       "(default: nightly.wait_minutes)")
+
+
+def preflight(cfg: Config, args: argparse.Namespace) -> None:
+    """Every config file a step reads, loaded and validated before the JVM starts or anything is
+    written: dataset definitions (their schedules), their expectation suites, conf/monitoring.yaml
+    (its models must be declared). A bad file fails here (exit 2), not after the compaction."""
+    conf_dir = Path(cfg.source).parent
+    folder = conf_dir / cfg.datasets_dir
+    for path in sorted(folder.glob("*.yaml")):
+        load_suite((conf_dir / cfg.expectations_dir).resolve(), load_dataset(folder, path.stem).suite)
+    mon = load_monitoring(conf_dir / "monitoring.yaml")
+    for model in mon.models:
+        if cfg.model(model) is None:
+            raise ConfigError(mon.source, f"models.{model}",
+                              f"not declared in {cfg.models_dir}/ (models: {[m.name for m in cfg.models]})")
 
 
 def records_of(step: str, counts: dict[str, Any]) -> int:
