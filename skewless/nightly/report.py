@@ -43,7 +43,8 @@ def _table(head: list[str], rows: list[list[str]], classes: list[str] | None = N
     return f"<table><thead><tr>{ths}</tr></thead><tbody>{trs}</tbody></table>"
 
 
-def render(day: date, summary: dict[str, Any], steps: dict[str, dict[str, Any]], page_dir: str) -> str:
+def render(day: date, summary: dict[str, Any], steps: dict[str, dict[str, Any]], page_dir: str,
+           states: dict[str, int] | None = None) -> str:
     """The night's page. `steps`: each step's counts as recorded (a skipped step's from its own run)."""
     status = summary["status"]
     parts = [f'<h1>skewless nightly {escape(day.isoformat())}</h1>',
@@ -60,7 +61,9 @@ def render(day: date, summary: dict[str, Any], steps: dict[str, dict[str, Any]],
     parts.append(_table(["step", "status", "exit", "seconds", "records", "error"], rows, classes))
     parts.append(_compaction(steps.get("compact", {})))
     lab = steps.get("labels", {})
-    parts.append('<h2 id="labels">labels</h2>' + _table(
+    parts.append('<h2 id="labels">labels</h2>' + f"<p>label state of {escape(day.isoformat())}'s predictions</p>"
+                 + _table(["label_state", "rows"], [[escape(k), str(v)] for k, v in sorted((states or {}).items())])
+                 + "<p>the run's counts</p>" + _table(
         ["count", "value"], [[escape(k), escape(str(v))] for k, v in sorted(lab.items())
                              if isinstance(v, int | float) and not isinstance(v, bool)]))
     pur = steps.get("purge", {})
@@ -114,6 +117,16 @@ def render_index(nights: list[tuple[str, str, str]]) -> str:
             + _table(["date", "status", "run"], rows, [s for _, s, _ in nights]) + "</body></html>")
 
 
+def label_states(spark: SparkSession, cfg: Config, day: date) -> dict[str, int]:
+    """Rows of `labeled_examples` served on `day`, by label state (one partition read)."""
+    path = table_path(cfg.paths.warehouse, N.LABELED_EXAMPLES)
+    if not is_table(spark, path):
+        return {}
+    rows = (read_delta(spark, path).where(F.col(N.EVENT_DATE) == F.lit(day)).groupBy(N.LABEL_STATE).count()
+            .collect())
+    return {str(r[N.LABEL_STATE]): int(r["count"]) for r in rows}
+
+
 def write(spark: SparkSession, cfg: Config, day: date, summary: dict[str, Any]) -> str:
     """Write the night's page and the index; return the page's path."""
     folder = join(cfg.paths.warehouse, "_reports", "nightly")
@@ -121,7 +134,7 @@ def write(spark: SparkSession, cfg: Config, day: date, summary: dict[str, Any]) 
     steps = {name: (recorded.get(name, {}) if s["status"] in ("skipped", "not_run") else s)
              for name, s in summary["steps"].items()}
     page = join(folder, f"{day.isoformat()}.html")
-    write_text(spark, page, render(day, summary, steps, folder))
+    write_text(spark, page, render(day, summary, steps, folder, label_states(spark, cfg, day)))
     nights = {day.isoformat(): (summary["status"], summary["run_id"])}
     path = table_path(cfg.paths.warehouse, N.NIGHTLY_RUNS)
     if is_table(spark, path):
