@@ -85,7 +85,7 @@ def test_a_night_runs_every_step_and_records_it(spark: SparkSession, night: dict
                          capture_output=True, text=True, timeout=120)
     assert 'id="verdict">check_failed (exit 1)' in dom.stdout, dom.stderr[-2000:]
     assert "2026-11-25T13" in dom.stdout and "2026-11-25T14" in dom.stdout and "no_reference" in dom.stdout
-    assert "<td>label_state</td>" not in dom.stdout and "<td>pending</td>" in dom.stdout  # the day's label states
+    assert "<th>label_state</th>" in dom.stdout and "<td>pending</td>" in dom.stdout  # the day's label states
     index = (Path(out["report"]).parent / "index.html").read_text()
     assert f'href="{DAY}.html"' in index
 
