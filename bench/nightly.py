@@ -1,7 +1,7 @@
 """Nightly benchmark: `make bench` (or `python bench/nightly.py [--rps R] [--hours H]`).
 
-One generated day (default 24 hours at 30 requests/s, 10% sampled) after a reference day that is
-compacted, labeled and snapshotted first (not timed: drift needs a published reference). Then, from two
+One generated day (default 24 hours at 30 requests/s, 10% sampled) after reference traffic months
+earlier that is compacted, labeled and snapshotted first (not timed: drift needs a published reference). Then, from two
 copies of that warehouse, the same duty twice, as a user runs it:
   A. `skewless nightly --date D` (one JVM);
   B. the same steps as separate commands: compact --date D, labels --date D, purge, snapshot create,
@@ -29,7 +29,9 @@ from bench.common import publish  # noqa: E402 - needs the project root on sys.p
 
 RESULTS = ROOT / "bench" / "results" / "nightly.json"
 BIN = Path(sys.executable).parent
-REFERENCE, DAY = datetime(2026, 11, 23, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
+# The reference traffic is old enough for its label windows to have closed by the bench day: its
+# snapshot passes the suite, and the nightly's own snapshot of the day holds it again.
+REFERENCE, DAY = datetime(2026, 7, 1, tzinfo=UTC), datetime(2026, 11, 25, tzinfo=UTC)
 
 
 def _sk(conf: Path, landing: Path, wh: Path, *argv: str, ok: tuple[int, ...] = (0, 1)) -> tuple[float, dict[str, Any]]:
@@ -81,8 +83,8 @@ def main() -> int:
     _check_input(landing, args.hours, generated)
     setup = time.monotonic()
     _sk(conf, landing, base, "compact", "--date", f"{REFERENCE:%Y-%m-%d}")
-    _sk(conf, landing, base, "labels", "--through", f"{REFERENCE:%Y-%m-%d}")
-    _sk(conf, landing, base, "snapshot", "create", "fraud_daily", "--as-of", f"{DAY:%Y-%m-%d}")
+    _sk(conf, landing, base, "labels", "--through", f"{DAY - timedelta(days=1):%Y-%m-%d}")
+    _sk(conf, landing, base, "snapshot", "create", "fraud_daily", "--as-of", f"{DAY:%Y-%m-%d}", ok=(0,))
     print(f"reference day ready in {time.monotonic() - setup:.0f}s", file=sys.stderr)
     a, b = args.work / "a", args.work / "b"
     shutil.copytree(base, a)
