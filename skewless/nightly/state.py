@@ -80,13 +80,7 @@ def record_run(spark: SparkSession, warehouse: str, run_id: str, day: date, summ
 
 def completed(spark: SparkSession, warehouse: str, day: date) -> dict[str, str]:
     """step -> the status its latest recorded run for `day` ended with (a few rows: one per step run)."""
-    path = table_path(warehouse, N.NIGHTLY_STEPS)
-    if not is_table(spark, path):
-        return {}
-    latest = Window.partitionBy("step").orderBy(F.desc("finished_at"), F.desc(N.RUN_ID))
-    rows = (read_delta(spark, path).where(F.col(NIGHTLY_DATE) == F.lit(day))
-            .withColumn("_n", F.row_number().over(latest)).where("_n = 1").select("step", "status").collect())
-    return {r["step"]: r["status"] for r in rows}
+    return {step: str(row["status"]) for step, row in step_counts(spark, warehouse, day).items()}
 
 
 def step_counts(spark: SparkSession, warehouse: str, day: date) -> dict[str, dict[str, Any]]:
