@@ -131,7 +131,7 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     assert lab.returncode == 0, lab.stderr[-3000:]
     counts = json.loads(lab.stdout.strip().splitlines()[-1])
     assert counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"] > 0
-    assert counts["inserted"] == summary["loaded"]  # one labeled example per served prediction
+    assert counts["joinable"] >= counts["inserted"] > 0  # label_choices: the labeled requests only
 
     snap = _run(str(BIN / "skewless"), *roots, "snapshot", "create", "fraud_daily", "--as-of", "2027-04-01")
     assert snap.returncode == 0, snap.stderr[-3000:]
@@ -140,10 +140,15 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
     out = tmp_path / "train"
     # Readers of the published version at once: list and show (Arrow, no JVM), export, and drift of the
     # served hour against the version trained on it (a dataset reference: nothing drifted).
-    listed, missing, exported, drift = _run_all(
+    listed, missing, exported, drift, examples = _run_all(
         [*roots, "datasets", "list"], [*roots, "datasets", "show", "fraud_daily@7"],
         [*roots, "datasets", "export", "fraud_daily@latest", "--split", "train", "--out", str(out)],
-        [*roots, "drift", "--model", "fraud", "--reference", "fraud_daily@latest", "--current", "2026-11-25T13"])
+        [*roots, "drift", "--model", "fraud", "--reference", "fraud_daily@latest", "--current", "2026-11-25T13"],
+        [*roots, "sql", "--role", "ml_engineer", "--format", "json",
+         "SELECT count(*) AS n, count_if(label_state = 'labeled') AS labeled FROM labeled_examples"])
+    # labeled_examples, derived at read time: one row per served prediction, labeled where a choice is.
+    assert examples.returncode == 0, examples.stderr[-3000:]
+    assert json.loads(examples.stdout.strip()) == {"n": summary["loaded"], "labeled": counts["inserted"]}
     assert listed.returncode == 0 and listed.stdout.startswith("fraud_daily@1\tpublished"), listed.stderr[-2000:]
     assert missing.returncode == 2 and "fraud_daily@7: no such version (versions: 1 published)" in missing.stderr
     assert exported.returncode == 0, exported.stderr[-3000:]

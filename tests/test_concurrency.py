@@ -95,7 +95,7 @@ def serial(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dic
     cfg = _cfg(tmp_path_factory, "serial")
     for action in (_compact(spark, cfg, HOUR), _compact(spark, cfg, NEXT), _labels(spark, cfg)):
         action()
-    return _tables(spark, cfg, (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELED_EXAMPLES))
+    return _tables(spark, cfg, (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABEL_CHOICES))
 
 
 def test_two_hours_and_labels_at_once_equal_a_serial_run(spark: SparkSession, serial: dict[str, DataFrame],
@@ -114,7 +114,7 @@ def test_two_hours_and_labels_at_once_equal_a_serial_run(spark: SparkSession, se
     assertDataFrameEqual(got[N.FEATURE_LOGS_QUARANTINE], serial[N.FEATURE_LOGS_QUARANTINE])
     # The labels run saw whatever hours had committed; its next run catches up to the serial tables.
     _labels(spark, cfg)()
-    for name, df in _tables(spark, cfg, (N.LABELS, N.LABELED_EXAMPLES)).items():
+    for name, df in _tables(spark, cfg, (N.LABELS, N.LABEL_CHOICES)).items():
         assertDataFrameEqual(df, serial[name])
     audits = read_table(spark, cfg.paths.warehouse, N.INGESTION_AUDIT).where("job = 'compact'").collect()
     assert all(r["records_read"] == r["loaded"] + r["duplicates"] + r["quarantined"] for r in audits)

@@ -28,6 +28,7 @@ from skewless.core.progress import Progress
 from skewless.devtools.generator import GenSpec, generate
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
+from skewless.labels import view as examples_view
 from skewless.privacy import job as forget_run
 from skewless.privacy.transforms import pseudonyms
 from skewless.serving.avroformat import META_VERSION
@@ -90,7 +91,7 @@ def test_roles_below_privacy_officer_never_see_raw_pii(spark: SparkSession, ware
     assert isinstance(pii, set) and len(pii) > 100
     for role in ("analyst", "ml_engineer", "privacy_officer"):
         register_role_views(spark, warehouse, role)
-        visible = [t for t in N.TABLES if spark.catalog.tableExists(t)]
+        visible = [t for t in N.QUERYABLE if spark.catalog.tableExists(t)]
         text = "\n".join(_view_text(spark.table(t)) for t in visible)
         leaked = sorted(v for v in pii if v in text)
         if role == "privacy_officer":
@@ -99,7 +100,7 @@ def test_roles_below_privacy_officer_never_see_raw_pii(spark: SparkSession, ware
         else:
             assert leaked == [], role
             assert N.FEATURE_LOGS_QUARANTINE not in visible and N.FEATURE_LOGS in visible
-        for t in N.TABLES:
+        for t in N.QUERYABLE:
             spark.catalog.dropTempView(t)
 
 
@@ -122,14 +123,17 @@ def test_forget_removes_the_subject_from_every_table_version_and_file(
     hashes = pseudonyms(raw, [KEY])
     logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
     request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
-    examples = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    examples = examples_view.labeled_examples(spark, warehouse)
     assert request_ids and examples.where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == len(request_ids)
+    labeled = read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
+        F.col(N.REQUEST_ID).isin(*request_ids)).count()
 
     args = argparse.Namespace(entity=f"user_id={raw}", reason="ticket-42", vacuum_retain_hours=0)
     assert forget_run.run_forget(spark, warehouse, args) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
-    assert first["deleted_labeled_examples"] == len(request_ids)
+    assert labeled and first["deleted_label_choices"] == labeled
+    assert examples_view.labeled_examples(spark, warehouse).where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
 
     _assert_gone(spark, warehouse, raw, hashes, request_ids, str(traffic["email"]))
 
@@ -233,7 +237,9 @@ def test_forget_sticks_reruns_and_late_files_and_nothing_outlives_the_retention(
     # records were kept out by the tombstones, without their text.
     assert kept.count() == 4 and kept.where(F.col(N.RAW_TEXT).isNotNull()).count() == 0
     labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=True))
-    assert read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES).where(
+    assert examples_view.labeled_examples(spark, warehouse).where(
+        F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
+    assert read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
         F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
     assert read_table(spark, warehouse.paths.warehouse, N.LABELS).where(
         F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0

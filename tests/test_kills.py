@@ -50,8 +50,8 @@ SINGLE_JOBS = ("compact", "labels", "snapshot")
 RESULTS = ROOT / "bench" / "results"  # chaos-<job>.json: one file per job, so campaigns can run in parallel
 RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)
 TABLES = {"compact": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE),
-          "labels": (N.LABELS, N.LABELS_QUARANTINE, N.LABELED_EXAMPLES), "snapshot": (),
-          "nightly": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELS_QUARANTINE, N.LABELED_EXAMPLES)}
+          "labels": (N.LABELS, N.LABELS_QUARANTINE, N.LABEL_CHOICES), "snapshot": (),
+          "nightly": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELS_QUARANTINE, N.LABEL_CHOICES)}
 BEFORE = {"compact": None, "labels": "after_compact", "snapshot": "after_labels", "nightly": None}
 AS_OF = date(2027, 4, 1)
 

@@ -20,12 +20,15 @@ from skewless.core.delta import read_table
 from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
-from skewless.labels.sync import SyncState, affected_rows, feed_covers, last_state, open_from
+from skewless.labels import view as examples_view
+from skewless.labels.sync import SyncState, feed_covers, last_state, reach_from
 from skewless.labels.transforms import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
     SERVED_COLUMNS,
     classify_labels,
+    examples_from_choices,
+    label_choices,
     label_examples,
     label_join_counts,
 )
@@ -65,6 +68,10 @@ def scenario(spark: SparkSession) -> tuple[DataFrame, DataFrame, DataFrame]:
         ("zz", 1.0, "2026-11-05 00:00:00", "chargeback"),
     ])
     return served, labels, spark.createDataFrame(POLICIES, POLICY_SCHEMA)
+
+
+def _examples(spark: SparkSession, cfg: Config) -> DataFrame:
+    return examples_view.labeled_examples(spark, cfg)
 
 
 def _states(df: DataFrame) -> DataFrame:
@@ -151,7 +158,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     p1 = as_known_dec2.where("request_id = 'p1'").first()
     assert p1 is not None and p1[N.LABEL] == 1.0 and p1[N.FEATURES]["amount"] == 12.5  # features joined back
     run("2026-12-05")
-    ex = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (0.0, "labeled"), "p2": (None, "pending"), "p3": (None, "pending")}
     audit = read_table(spark, warehouse.paths.warehouse, N.INGESTION_AUDIT).where("job = 'labels'")
@@ -161,25 +168,27 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert first["details"]["orphaned"] == 1
     assert [r["status"] for r in audit.collect()] == ["succeeded", "succeeded"]
     before = frozen(spark, ex)
-    version = spark.sql(f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`").first()
+    history = f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/{N.LABEL_CHOICES}`"
+    version = spark.sql(history).first()
 
     run("2026-12-05")  # the rerun: same labels, same answer, no row updated
 
     last = read_table(spark, warehouse.paths.warehouse, N.INGESTION_AUDIT).orderBy(F.desc("started_at")).first()
     assert last is not None and last["job"] == "labels", last
     assert last["details"]["updated"] == 0 and last["details"]["inserted"] == 0
-    assertDataFrameEqual(read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES), before)
-    assert version is not None
-    history = f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/labeled_examples`"
-    quiet_before = spark.sql(history).first()
+    assertDataFrameEqual(_examples(spark, warehouse), before)
+    rerun = spark.sql(history).first()
+    assert version is not None and rerun is not None and rerun["version"] == version["version"]  # no commit
     _write_labels(landing, "2026-12-06", ["   "])
     capsys.readouterr()
-    run("2026-12-06")  # a quiet day: no label, no new served row, no window closing: no MERGE, no commit
+    run("2026-12-06")  # a quiet day: no label, no new served row: no MERGE, no file written
     err = capsys.readouterr().err
-    assert "] 0 affected requests" in err and "nothing to merge, no commit" in err, err
-    quiet_after = spark.sql(history).first()
-    assert quiet_before is not None and quiet_after is not None
-    assert quiet_after["version"] == quiet_before["version"]
+    assert "] 0 requests to re-choose" in err, err
+    quiet = spark.sql(history).first()
+    # One commit that adds no file: the new watermark the states are derived from.
+    assert quiet is not None and quiet["version"] == version["version"] + 1
+    assert quiet["operation"] == "SET TBLPROPERTIES", quiet
+    assert last_state(spark, f"{warehouse.paths.warehouse}/{N.LABEL_CHOICES}").as_of == datetime(2026, 12, 7)
     # As of Dec 2 the chargeback stands, even though a correction arrived since.
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
                          as_known_dec2)
@@ -200,7 +209,7 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
         return dict(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
 
     def state() -> SyncState | None:
-        return last_state(spark, f"{tables}/{N.LABELED_EXAMPLES}")
+        return last_state(spark, f"{tables}/{N.LABEL_CHOICES}")
 
     run("2026-12-01")  # the first run computes the table from scratch and records what it read
     first = state()
@@ -208,38 +217,41 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
     assert first is not None and fl_version is not None
     assert first.feature_logs_version == fl_version["version"] and first.as_of == datetime(2026, 12, 2)
 
-    # Compaction adds served rows: the next run finds them in feature_logs' change feed, not by a scan.
+    # Compaction adds served rows: the next run reads them from feature_logs' change feed (only to see
+    # whether labels came before them); a new row without labels costs no write.
     hour2 = HOUR + timedelta(hours=1)
     write_hour(landing, hour2, "pod-0", [record("p3", logged_at="2026-11-25T14:05:00Z")])
     compact_run.compact_hour(spark, warehouse, hour2, Progress("test"), KEY)
     out = run("2026-12-02")
-    assert (out["inserted"], out["updated"], out["matured"]) == (1, 0, 0)
-    assert "comparing whole tables" not in capsys.readouterr().err
+    assert (out["inserted"], out["updated"], out["deleted"]) == (0, 0, 0)
+    assert "recomputing" not in capsys.readouterr().err
     second = state()
     assert second is not None and second.feature_logs_version == first.feature_logs_version + 1
     fl_path = f"{tables}/{N.FEATURE_LOGS}"
     assert feed_covers(spark, fl_path, first.feature_logs_version, second.feature_logs_version, 168)
     # Change files older than the VACUUM retention may be gone: then the run compares whole tables.
     assert not feed_covers(spark, fl_path, first.feature_logs_version, second.feature_logs_version, 0)
-    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {
         "p1": "labeled", "p2": "pending", "p3": "pending"}
 
-    # Two months on, the 60-day windows of p2 and p3 have closed: both mature as negatives.
+    # Two months on, the 60-day windows of p2 and p3 have closed: both mature as negatives, at read
+    # time: the run writes no row for them.
     out = run("2027-02-01")
-    assert (out["inserted"], out["matured"]) == (0, 2)
-    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    assert (out["inserted"], out["updated"], out["choices_files_written"]) == (0, 0, 0)
+    ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (1.0, "labeled"), "p2": (0.0, "matured_negative"), "p3": (0.0, "matured_negative")}
 
     # A different label window changes every row's answer: the run recomputes instead of merging.
     models = tuple(dataclasses.replace(m, labels=dataclasses.replace(m.labels, window_days=7))
                    for m in warehouse.models)
-    out = run("2027-02-01", dataclasses.replace(warehouse, models=models))
-    assert out["inserted"] == 3
-    last = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.LABELED_EXAMPLES}`").first()
+    changed = dataclasses.replace(warehouse, models=models)
+    out = run("2027-02-01", changed)
+    assert out["inserted"] == 1  # p1, whose label is still inside its 7-day window
+    last = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.LABEL_CHOICES}`").first()
     assert last is not None and last["operation"] == "WRITE"
-    ex = read_table(spark, tables, N.LABELED_EXAMPLES)
+    ex = _examples(spark, changed)
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {  # p1's label came 6 days on
         "p1": "labeled", "p2": "matured_negative", "p3": "matured_negative"}
     assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in ex.collect()} == {timedelta(days=7)}
@@ -263,50 +275,40 @@ def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_stil
         assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
     out, err = capsys.readouterr()
 
-    # Rows served before 2026-08-15 (o2's observation less the 60-day window and a day) cannot change.
-    assert "] 3 affected requests served on or after 2026-08-15" in err, err
-    assert json.loads(out.strip().splitlines()[-1])["joinable"] == 4
-    ex = read_table(spark, warehouse.paths.warehouse, N.LABELED_EXAMPLES)
+    # Rows served before 2026-08-15 (o2's observation less the 60-day window and a day) cannot take any
+    # of these labels: feature_logs is read from that date on, so o3's label, whose row was served
+    # before it, counts as orphaned (no served row it can label), and o1's as joinable, re-chosen to none.
+    assert "] 3 requests to re-choose, served on 2 dates" in err, err
+    counted = json.loads(out.strip().splitlines()[-1])
+    assert (counted["joinable"], counted["orphaned"]) == (3, 1)
+    ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "o3": (0.0, "matured_negative"), "o1": (0.0, "matured_negative"), "o2": (1.0, "labeled"),
         "p1": (1.0, "labeled")}
 
 
-def test_open_from_is_the_earliest_date_a_run_can_change() -> None:
-    prev = datetime(2026, 12, 1)
-    assert open_from(None, prev, [60], None) == date(2026, 10, 1)  # maturity only: windows closing now
-    assert open_from(datetime(2026, 10, 15, 9), prev, [30, 60], None) == date(2026, 8, 15)
-    assert open_from(datetime(2026, 11, 30), prev, [60], date(2026, 7, 1)) == date(2026, 7, 1)  # late rows
+def test_reach_from_is_the_first_serving_date_a_label_can_belong_to() -> None:
+    assert reach_from(datetime(2026, 10, 15, 9), [30, 60]) == date(2026, 8, 15)
+    assert reach_from(datetime(2026, 12, 1), [7]) == date(2026, 11, 23)
 
 
 def test_sync_state_round_trips_and_ignores_foreign_metadata() -> None:
-    s = SyncState(7, datetime(2026, 12, 2), "abc")
+    s = SyncState(7, datetime(2026, 12, 2), "abc", (("fraud", 60, "negative", "latest"),))
     assert SyncState.from_metadata(s.to_metadata()) == s
     assert SyncState.from_metadata('{"skewless.access.policy": "v1"}') is None
     assert SyncState.from_metadata(None) is None and SyncState.from_metadata("not json") is None
 
 
-def test_affected_rows_are_named_maturing_or_new_and_new_copies_win(spark: SparkSession) -> None:
-    stored = _served(spark, [
-        ("e1", "fraud", "2026-11-01 10:00:00"),  # named by the day's labels
-        ("e2", "fraud", "2026-10-01 10:00:00"),  # pending, window closed since the last run
-        ("e3", "fraud", "2026-11-20 10:00:00"),  # pending, window still open, not named: untouched
-        ("e4", "fraud", "2026-11-02 10:00:00"),  # named, but compaction rewrote it: the new copy wins
-    ])
-    state = F.when(F.col(N.REQUEST_ID) == "e1", "labeled").otherwise(N.STATE_PENDING)
-    examples = stored.select("*", state.alias(N.LABEL_STATE),
-                             (F.col(N.LOGGED_AT) + F.expr("INTERVAL 60 DAYS")).alias(N.WINDOW_END))
-    new = _served(spark, [("e4", "fraud", "2026-11-02 11:00:00"), ("n1", "fraud", "2026-11-30 10:00:00")])
-    run_labels = _labels(spark, [("e1", 1.0, "2026-12-01 00:00:00", "cb"), ("e4", 1.0, "2026-12-01 00:00:00", "cb"),
-                                 ("x9", 1.0, "2026-12-01 00:00:00", "cb")])
-    as_of = datetime(2026, 12, 2)
-    maturing = (F.col(N.LABEL_STATE) == N.STATE_PENDING) & (F.col(N.WINDOW_END) <= F.lit(as_of).cast("timestamp"))
-
-    got = affected_rows(examples, new, run_labels, maturing)
-
-    expected = stored.where(F.col(N.REQUEST_ID).isin("e1", "e2")).unionByName(new)
-    flag = (F.col(N.REQUEST_ID) == "e2").alias("_maturing")
-    assertDataFrameEqual(got, expected.select("*", flag))
+@pytest.mark.parametrize("as_of", [datetime(2026, 11, 12), datetime(2026, 12, 31), datetime(2027, 1, 1)])
+def test_examples_derived_from_stored_choices_equal_the_join(spark: SparkSession, scenario: tuple,
+                                                           as_of: datetime) -> None:
+    """The read-time view of the stored choices gives exactly the point-in-time join, at any watermark:
+    windows, maturity, corrections, labels before the prediction and defaults all follow."""
+    served, labels, policies = scenario
+    choices = frozen(spark, label_choices(served, labels, policies, as_of))
+    assert {r[N.REQUEST_ID] for r in choices.collect()} <= {"r1"}  # only labeled requests are stored
+    assertDataFrameEqual(examples_from_choices(served, choices, policies, as_of),
+                         label_examples(served, labels, policies, as_of))
 
 
 def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, tmp_path: Path) -> None:

@@ -25,6 +25,7 @@ from skewless.core.config import Config, load
 from skewless.core.delta import current_version, read_table
 from skewless.core.errors import LeaseHeldError
 from skewless.devtools.generator import GenSpec, generate
+from skewless.labels import view as examples_view
 from skewless.nightly import job as nightly
 from skewless.nightly import steps
 from skewless.nightly.lease import Lease
@@ -65,7 +66,10 @@ def test_a_night_runs_every_step_and_records_it(spark: SparkSession, night: dict
     c = steps_["compact"]
     assert c["records_read"] == c["loaded"] + c["duplicates"] + c["quarantined"] == c["records"] > 0
     assert read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS).count() == c["loaded"]
-    assert steps_["labels"]["status"] == "succeeded" and steps_["labels"]["inserted"] == c["loaded"]
+    # label_choices holds the labeled requests only; labeled_examples, derived from it, every served row.
+    choices = read_table(spark, cfg.paths.warehouse, N.LABEL_CHOICES).count()
+    assert steps_["labels"]["status"] == "succeeded" and steps_["labels"]["inserted"] == choices
+    assert examples_view.labeled_examples(spark, cfg).count() == c["loaded"]
     assert steps_["purge"]["status"] == "succeeded" and steps_["purge"]["before"] == "2026-10-27"
     # Wednesday: the weekly (Monday) snapshot is not due; drift has no published reference yet.
     assert steps_["snapshots"]["not_due"] == ["fraud_daily"] and steps_["snapshots"]["created"] == {}
@@ -92,7 +96,7 @@ def test_a_night_runs_every_step_and_records_it(spark: SparkSession, night: dict
 
 def test_a_rerun_skips_what_completed_and_writes_nothing(spark: SparkSession, night: dict[str, Any]) -> None:
     cfg = night["cfg"]
-    tables = (N.FEATURE_LOGS, N.LABELED_EXAMPLES, N.INGESTION_AUDIT)
+    tables = (N.FEATURE_LOGS, N.LABEL_CHOICES, N.INGESTION_AUDIT)
     before = {t: current_version(spark, f"{cfg.paths.warehouse}/{t}") for t in tables}
     code, out = _night(spark, cfg)
     assert {s: r["status"] for s, r in out["steps"].items()} == dict.fromkeys(out["steps"], "skipped")

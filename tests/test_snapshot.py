@@ -86,7 +86,7 @@ def test_dataset_and_reference_parsing_reject_bad_input(tmp_path: Path) -> None:
 def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession, built: Config) -> None:
     ok = create(spark, built, _dataset(), _suite(), AS_OF, Progress("test"))
     assert ok["status"] == "published" and ok["rows"] == sum(ok["rows_per_split"].values()) > 100
-    assert set(ok["lineage"]) == {N.LABELED_EXAMPLES, N.FEATURE_LOGS, N.LABELS}
+    assert set(ok["lineage"]) == {N.LABEL_CHOICES, N.FEATURE_LOGS, N.LABELS}
     strict = {"name": "strict", "expectations": [
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "max_value": 20}},
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]}
@@ -153,7 +153,7 @@ def test_versions_reproduce_after_source_changes_and_stream_as_arrow(
                                                  "observed_at": "2027-01-20T00:00:00Z"}) + "\n")
     labels_run.run(spark, built, argparse.Namespace(date="2027-03-30", through=None, full=False))
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    for name in (N.FEATURE_LOGS, N.LABELS, N.LABELED_EXAMPLES):
+    for name in (N.FEATURE_LOGS, N.LABELS, N.LABEL_CHOICES):
         table = DeltaTable.forPath(spark, table_path(built.paths.warehouse, name))
         table.optimize().executeCompaction()
         table.vacuum(0.0)
@@ -197,9 +197,9 @@ def _raw_user(landing: str, pseudonym: str) -> str:
 
 def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
         spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A forget at the default retention leaves a labeled_examples version whose rows are only marked
+    """A forget at the default retention leaves a label_choices version whose rows are only marked
     deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
-    ex_path = table_path(built.paths.warehouse, N.LABELED_EXAMPLES)
+    ex_path = table_path(built.paths.warehouse, N.LABEL_CHOICES)
     logs = read_delta(spark, table_path(built.paths.warehouse, N.FEATURE_LOGS))
     labeled = read_delta(spark, ex_path).select(N.REQUEST_ID)
     user = logs.join(labeled, on=N.REQUEST_ID, how="left_semi").select("entity.user_id").orderBy("user_id").first()
@@ -213,8 +213,8 @@ def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
               and int((r["operationMetrics"] or {}).get("numTargetDeletionVectorsAdded", 0)) > 0]
     assert marked, "the forget's MERGE left no deletion vector to read"
     version = max(marked)
-    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_STATE)
-    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_STATE])
+    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE)
+    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE])
     assert 0 < arrow.num_rows < read_delta(spark, ex_path, version=version - 1).count()
     assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
 

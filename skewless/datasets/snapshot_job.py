@@ -31,11 +31,11 @@ from skewless.datasets.quality import load_suite, render_html, validate
 from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums, select_examples
 from skewless.datasets.versions import record_version, reserve_version, versions_table
-from skewless.labels.sync import labels_as_of_watermark
+from skewless.labels import view as examples_view
 from skewless.labels.transforms import POLICY_SCHEMA, SERVED_COLUMNS, label_examples, policy_rows, with_features
 from skewless.serving.logformat import parse_date
 
-SOURCES = (N.LABELED_EXAMPLES, N.FEATURE_LOGS, N.LABELS)
+SOURCES = (N.LABEL_CHOICES, N.FEATURE_LOGS, N.LABELS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -67,24 +67,25 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
 def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -> tuple[DataFrame, dict[str, int],
                                                                                                datetime]:
     """Labeled examples with features, from sources pinned at their current Delta versions. Labels are
-    as known at the cut-off: the maintained table when it is current, else recomputed point-in-time."""
-    lineage: dict[str, int] = {}
-    frames: dict[str, DataFrame] = {}
+    as known at the cut-off: `labeled_examples` as maintained when it is current, else recomputed
+    point-in-time from the label history."""
     for name in SOURCES:
         path = table_path(cfg.paths.warehouse, name)
         if not is_table(spark, path):
             raise UsageError(f"snapshot needs {name}: run compact and labels first ({path})")
-        lineage[name] = last_commit(spark, path)["version"]
-        frames[name] = read_delta(spark, path, version=lineage[name])
-    latest = frames[N.LABELED_EXAMPLES].agg(F.max(N.LABELS_AS_OF)).first()
-    watermark = (latest[0] if latest is not None and latest[0] is not None
-                 else labels_as_of_watermark(frames[N.LABELS]) or cutoff_wanted)
+    pinned = examples_view.pin(spark, cfg)
+    lineage = {N.FEATURE_LOGS: pinned.feature_logs, N.LABEL_CHOICES: pinned.label_choices,
+               N.LABELS: last_commit(spark, table_path(cfg.paths.warehouse, N.LABELS))["version"]}
+    watermark = pinned.state.as_of
     cutoff = min(watermark, cutoff_wanted)
-    examples = frames[N.LABELED_EXAMPLES]
-    if cutoff < watermark:  # an older as-of: labels as they were known then, from the label history
-        policies = spark.createDataFrame(policy_rows(cfg.models), POLICY_SCHEMA)
-        examples = label_examples(frames[N.FEATURE_LOGS].select(*SERVED_COLUMNS), frames[N.LABELS], policies, cutoff)
-    return with_features(examples, frames[N.FEATURE_LOGS]), lineage, cutoff
+    if cutoff >= watermark:
+        return examples_view.labeled_examples(spark, cfg, pinned, features=True), lineage, cutoff
+    # An older as-of: labels as they were known then, from the label history.
+    logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=pinned.feature_logs)
+    labels = read_delta(spark, table_path(cfg.paths.warehouse, N.LABELS), version=lineage[N.LABELS])
+    policies = spark.createDataFrame(policy_rows(cfg.models), POLICY_SCHEMA)
+    examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, cutoff)
+    return with_features(examples, logs), lineage, cutoff
 
 
 def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str, Any], as_of: date,

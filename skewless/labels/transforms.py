@@ -4,9 +4,10 @@
     spark-submit --py-files dist/skewless.zip --jars "$(skewless jars)" jobs/labels.py --date 2026-12-06
 
 `labels` keeps every label event (corrections are new events, nothing is overwritten), so "labels as
-known at T" is `observed_at <= T` and stays reproducible. `labeled_examples` holds one row per served
-prediction with the label its model's policy picks as of the latest ingested label date; each run
-MERGEs only the rows whose answer can have changed.
+known at T" is `observed_at <= T` and stays reproducible. `label_choices` holds, for each served
+request that has a label in its window, the label its model's policy picks as of the latest ingested
+label date; each run MERGEs only the requests whose choice can have changed. `labeled_examples`, one
+row per served prediction with its label state, is derived from the two when read.
 """
 
 from __future__ import annotations
@@ -31,6 +32,9 @@ LABEL_QUARANTINE_COLUMNS = (N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID,
 SERVED_COLUMNS = (N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.SAMPLE_RATE, N.EVENT_DATE, N.EVENT_HOUR)
 EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE, N.LABEL_DELAY_S,
                    N.LABEL_STATE, N.WINDOW_END, N.LABELS_AS_OF)
+# label_choices: only requests with a label in their window, the label their policy picks; the
+# rest of labeled_examples is derived at read time (examples_from_choices).
+CHOICE_COLUMNS = (N.REQUEST_ID, N.EVENT_DATE, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE)
 POLICY_SCHEMA = "model_name string, window_days int, unlabeled string, conflict string"
 
 
@@ -119,36 +123,36 @@ def policy_rows(models: Sequence[ModelConfig]) -> list[tuple[str, int, str, str]
     return [(m.name, m.labels.window_days, m.labels.unlabeled, m.labels.conflict) for m in models]
 
 
-def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
-                   default: LabelPolicy | None = None) -> DataFrame:
-    """One row per served prediction with the label known at `as_of`, chosen by its model's policy.
-
-    A label counts when observed_at is within [logged_at, logged_at + window] and <= as_of; labels
-    observed before the prediction never join. No label: `pending` while the window is open, then
-    `matured_negative` (label 0) or `matured_dropped` (label null) as the policy says.
-    """
-    require_columns(served, SERVED_COLUMNS, "label_examples(served)")
-    require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "label_examples(labels)")
+def _with_policy(served: DataFrame, policies: DataFrame, default: LabelPolicy | None) -> DataFrame:
+    """Served rows with their model's window, unlabeled rule and conflict rule, and `window_end`."""
     d = default or LabelPolicy()
-    t = F.lit(as_of).cast("timestamp")
     pol = F.broadcast(policies).alias("pol")
-    with_policy = served.join(pol, served[N.MODEL]["name"] == F.col("pol.model_name"), how="left").select(
-        *SERVED_COLUMNS,
+    return served.join(pol, served[N.MODEL]["name"] == F.col("pol.model_name"), how="left").select(
+        *served.columns,
         F.coalesce("pol.window_days", F.lit(d.window_days)).alias("_window_days"),
         F.coalesce("pol.unlabeled", F.lit(d.unlabeled)).alias("_unlabeled"),
         F.coalesce("pol.conflict", F.lit(d.conflict)).alias("_conflict"),
     ).withColumn(N.WINDOW_END, F.col(N.LOGGED_AT) + F.make_interval(days=F.col("_window_days")))
+
+
+def _chosen(with_policy: DataFrame, labels: DataFrame, as_of: datetime) -> DataFrame:
+    """(request_id, _chosen struct<label, at, src>) for the served rows with a label in their window."""
+    t = F.lit(as_of).cast("timestamp")
     keys = with_policy.select(N.REQUEST_ID, N.LOGGED_AT, N.WINDOW_END, "_conflict")
     known = labels.where(F.col(N.OBSERVED_AT) <= t).join(keys, on=N.REQUEST_ID, how="inner").where(
         (F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)) & (F.col(N.OBSERVED_AT) <= F.col(N.WINDOW_END)))
     payload = F.struct(F.col(N.LABEL).alias("label"), F.col(N.OBSERVED_AT).alias("at"), F.col(N.SOURCE).alias("src"))
     by_time = F.struct(N.OBSERVED_AT, N.LABEL, N.SOURCE)  # total order: ties never pick at random
-    chosen = known.groupBy(N.REQUEST_ID, "_conflict").agg(
+    return known.groupBy(N.REQUEST_ID, "_conflict").agg(
         F.max_by(payload, by_time).alias("latest"), F.min_by(payload, by_time).alias("earliest"),
         F.max_by(payload, F.struct(N.LABEL, N.OBSERVED_AT, N.SOURCE)).alias("max"),
     ).select(N.REQUEST_ID, F.when(F.col("_conflict") == "earliest", F.col("earliest"))
              .when(F.col("_conflict") == "max", F.col("max")).otherwise(F.col("latest")).alias("_chosen"))
-    joined = with_policy.join(chosen, on=N.REQUEST_ID, how="left")
+
+
+def _assemble(joined: DataFrame, as_of: datetime, extra: Sequence[str] = ()) -> DataFrame:
+    """Policy-annotated served rows with `_chosen` (null: no label) -> EXAMPLE_COLUMNS (+ `extra`)."""
+    t = F.lit(as_of).cast("timestamp")
     has_label = F.col("_chosen").isNotNull()
     closed = F.col(N.WINDOW_END) <= t
     state: Column = (F.when(has_label, N.STATE_LABELED).when(~closed, N.STATE_PENDING)
@@ -161,8 +165,58 @@ def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as
         F.col("_chosen.at").alias(N.LABEL_OBSERVED_AT), F.col("_chosen.src").alias(N.LABEL_SOURCE),
         (F.unix_micros(F.col("_chosen.at")) - F.unix_micros(N.LOGGED_AT)).cast("double").__truediv__(1e6)
         .alias(N.LABEL_DELAY_S),
-        state.alias(N.LABEL_STATE), N.WINDOW_END, t.alias(N.LABELS_AS_OF),
+        state.alias(N.LABEL_STATE), N.WINDOW_END, t.alias(N.LABELS_AS_OF), *extra,
     )
+
+
+def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
+                   default: LabelPolicy | None = None) -> DataFrame:
+    """One row per served prediction with the label known at `as_of`, chosen by its model's policy.
+
+    A label counts when observed_at is within [logged_at, logged_at + window] and <= as_of; labels
+    observed before the prediction never join. No label: `pending` while the window is open, then
+    `matured_negative` (label 0) or `matured_dropped` (label null) as the policy says.
+    """
+    require_columns(served, SERVED_COLUMNS, "label_examples(served)")
+    require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "label_examples(labels)")
+    with_policy = _with_policy(served.select(*SERVED_COLUMNS), policies, default)
+    joined = with_policy.join(_chosen(with_policy, labels, as_of), on=N.REQUEST_ID, how="left")
+    return _assemble(joined, as_of)
+
+
+def label_choices(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
+                  default: LabelPolicy | None = None) -> DataFrame:
+    """CHOICE_COLUMNS: the label `label_examples` picks, for the served rows that have one (only those).
+
+    Everything else in `label_examples` follows from the served row, its policy and `as_of`, so
+    `examples_from_choices` of these rows gives exactly `label_examples` of the same inputs."""
+    require_columns(served, SERVED_COLUMNS, "label_choices(served)")
+    with_policy = _with_policy(served.select(*SERVED_COLUMNS), policies, default)
+    joined = with_policy.join(_chosen(with_policy, labels, as_of), on=N.REQUEST_ID, how="inner")
+    return joined.select(N.REQUEST_ID, N.EVENT_DATE, F.col("_chosen.label").alias(N.LABEL),
+                         F.col("_chosen.at").alias(N.LABEL_OBSERVED_AT), F.col("_chosen.src").alias(N.LABEL_SOURCE))
+
+
+def examples_from_choices(logs: DataFrame, choices: DataFrame, policies: DataFrame, as_of: datetime,
+                          default: LabelPolicy | None = None, *, features: bool = False) -> DataFrame:
+    """`labeled_examples` at read time: every served row of `logs` (feature_logs), its stored label
+    choice if any, and the state its window and `as_of` give (pending, matured_*). With `features`,
+    the rest of the feature_logs row follows the example's columns (the training view), read in the
+    same scan instead of joined back."""
+    require_columns(logs, SERVED_COLUMNS, "examples_from_choices(logs)")
+    require_columns(choices, CHOICE_COLUMNS, "examples_from_choices(choices)")
+    extra = [c for c in logs.columns if c not in SERVED_COLUMNS] if features else []
+    with_policy = _with_policy(logs.select(*SERVED_COLUMNS, *extra), policies, default)
+    chosen = choices.select(N.REQUEST_ID, N.EVENT_DATE, F.struct(
+        F.col(N.LABEL).alias("label"), F.col(N.LABEL_OBSERVED_AT).alias("at"),
+        F.col(N.LABEL_SOURCE).alias("src")).alias("_chosen"))
+    joined = with_policy.join(chosen, on=[N.REQUEST_ID, N.EVENT_DATE], how="left")
+    out = _assemble(joined, as_of, extra)
+    if not features:
+        return out
+    # The training view's order: keys, the label columns, then the logged row (as `with_features`).
+    rest = [c for c in EXAMPLE_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)]
+    return out.select(N.REQUEST_ID, N.EVENT_DATE, *rest, *extra)
 
 
 def label_join_counts(run_labels: DataFrame, served: DataFrame) -> DataFrame:

@@ -18,6 +18,7 @@ from skewless.core.config import Config
 from skewless.core.delta import is_table, read_delta
 from skewless.core.paths import join, table_path
 from skewless.core.storage import write_text
+from skewless.labels import view as examples_view
 from skewless.nightly import state
 
 _STYLE = """body{font:14px system-ui,sans-serif;margin:2em;max-width:80em;color:#222}
@@ -118,12 +119,11 @@ def render_index(nights: list[tuple[str, str, str]]) -> str:
 
 
 def label_states(spark: SparkSession, cfg: Config, day: date) -> dict[str, int]:
-    """Rows of `labeled_examples` served on `day`, by label state (one partition read)."""
-    path = table_path(cfg.paths.warehouse, N.LABELED_EXAMPLES)
-    if not is_table(spark, path):
+    """Rows of `labeled_examples` served on `day`, by label state (one serving date of each table)."""
+    if not examples_view.exists(spark, cfg):
         return {}
-    rows = (read_delta(spark, path).where(F.col(N.EVENT_DATE) == F.lit(day)).groupBy(N.LABEL_STATE).count()
-            .collect())
+    rows = (examples_view.labeled_examples(spark, cfg).where(F.col(N.EVENT_DATE) == F.lit(day))
+            .groupBy(N.LABEL_STATE).count().collect())
     return {str(r[N.LABEL_STATE]): int(r["count"]) for r in rows}
 
 

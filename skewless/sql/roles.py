@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 
 from skewless.core import names as N
 from skewless.core.access import highest, role_view
@@ -18,6 +18,7 @@ from skewless.core.delta import is_table, read_delta
 from skewless.core.errors import GuardUnavailableError, UsageError
 from skewless.core.paths import table_path
 from skewless.core.session import GUARD_EXTENSION
+from skewless.labels import view as examples_view
 
 _GUARD_CLASS = "io.skewless.sql.RoleGuard"
 
@@ -37,11 +38,11 @@ def register_role_views(spark: SparkSession, cfg: Config, role: str) -> dict[str
     `table.column` (or `table` when no column is visible) -> access class."""
     clearance = cfg.privacy_policy.clearance(role)
     hidden: dict[str, str] = {}
-    for name in N.TABLES:
-        path = table_path(cfg.paths.warehouse, name)
-        if not is_table(spark, path):
+    for name in N.QUERYABLE:
+        source = _source(spark, cfg, name)
+        if source is None:
             continue
-        view, cols = role_view(read_delta(spark, path), clearance)
+        view, cols = role_view(source, clearance)
         hidden.update({f"{name}.{c}": cls for c, cls in cols.items()})
         if view is None:
             hidden[name] = highest(list(cols.values()))  # type: ignore[arg-type]
@@ -49,6 +50,15 @@ def register_role_views(spark: SparkSession, cfg: Config, role: str) -> dict[str
             continue
         view.createOrReplaceTempView(name)
     return hidden
+
+
+def _source(spark: SparkSession, cfg: Config, name: str) -> DataFrame | None:
+    """What the view `name` reads: a table's latest version, or `labeled_examples` derived from its two
+    tables (the guard sees only the temp view; its plan reads the tables beneath). None: not written yet."""
+    if name == N.LABELED_EXAMPLES:
+        return examples_view.labeled_examples(spark, cfg) if examples_view.exists(spark, cfg) else None
+    path = table_path(cfg.paths.warehouse, name)
+    return read_delta(spark, path) if is_table(spark, path) else None
 
 
 def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool) -> Binding:
@@ -61,7 +71,7 @@ def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool
     hidden = register_role_views(spark, cfg, role)
     # A second wall behind the guard: `parquet.`/path`` and the like do not even resolve.
     spark.conf.set("spark.sql.runSQLOnFiles", "false")
-    views = tuple(sorted(t.name for t in spark.catalog.listTables() if t.isTemporary and t.name in N.TABLES))
+    views = tuple(sorted(t.name for t in spark.catalog.listTables() if t.isTemporary and t.name in N.QUERYABLE))
     guard = _guard_class(spark)
     guard.lock(  # type: ignore[attr-defined]
         spark._jsparkSession, role, ",".join(views), whole_application)

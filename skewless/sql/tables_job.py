@@ -7,6 +7,7 @@ import json
 
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
+from pyspark.sql.types import StructType
 
 from skewless.core import names as N
 from skewless.core.access import POLICY_PROPERTY, read_tags
@@ -14,35 +15,51 @@ from skewless.core.config import Config
 from skewless.core.delta import is_table, read_delta
 from skewless.core.errors import TableNotFoundError, UsageError
 from skewless.core.paths import table_path
+from skewless.labels import view as examples_view
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("list", "describe"), help="list the tables, or describe one")
-    p.add_argument("table", nargs="?", help=f"table to describe ({', '.join(N.TABLES)})")
+    p.add_argument("table", nargs="?", help=f"table to describe ({', '.join(N.QUERYABLE)})")
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
 def describe(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
+    if name in N.VIEWS:
+        return _describe_view(spark, cfg, name)
     path = table_path(cfg.paths.warehouse, name)
     if not is_table(spark, path):
         raise TableNotFoundError(name, path)
     detail = DeltaTable.forPath(spark, path).detail().first()
     assert detail is not None
-    schema = read_delta(spark, path).schema
-    types = {f.name: f.dataType.simpleString() for f in schema.fields}
-    for f in schema.fields:
-        if hasattr(f.dataType, "fields"):
-            types.update({f"{f.name}.{c.name}": c.dataType.simpleString() for c in f.dataType.fields})
-    policy = cfg.privacy_policy
-    columns = []
-    for col, tag in read_tags(schema).items():
-        fp = policy.lookup(col) if name in (N.FEATURE_LOGS, N.LABELED_EXAMPLES) else None
-        columns.append({"column": col, "type": types[col], "access": tag or "untagged (read as restricted)",
-                        "action": fp.action if fp else ""})
+    columns = _columns(cfg, name, read_delta(spark, path).schema)
     props = dict(detail["properties"] or {})
     return {"table": name, "location": path, "partitions": list(detail["partitionColumns"]),
             "files": detail["numFiles"], "bytes": detail["sizeInBytes"],
             "privacy_policy": props.get(POLICY_PROPERTY, ""), "properties": props, "columns": columns}
+
+
+def _columns(cfg: Config, name: str, schema: StructType) -> list[dict[str, str]]:
+    types = {f.name: f.dataType.simpleString() for f in schema.fields}
+    for f in schema.fields:
+        if isinstance(f.dataType, StructType):
+            types.update({f"{f.name}.{c.name}": c.dataType.simpleString() for c in f.dataType.fields})
+    out = []
+    for col, tag in read_tags(schema).items():
+        fp = cfg.privacy_policy.lookup(col) if name in (N.FEATURE_LOGS, N.LABELED_EXAMPLES) else None
+        out.append({"column": col, "type": types[col], "access": tag or "untagged (read as restricted)",
+                    "action": fp.action if fp else ""})
+    return out
+
+
+def _describe_view(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
+    """A view computed at read time: its columns and tags, and the table versions it reads now."""
+    pinned = examples_view.pin(spark, cfg)
+    schema = examples_view.labeled_examples(spark, cfg, pinned).schema
+    return {"table": name, "location": f"view: {N.FEATURE_LOGS}@{pinned.feature_logs} left join "
+                                        f"{N.LABEL_CHOICES}@{pinned.label_choices}, labels as of {pinned.state.as_of}",
+            "partitions": [N.EVENT_DATE], "files": 0, "bytes": 0, "privacy_policy": "", "properties": {},
+            "columns": _columns(cfg, name, schema)}
 
 
 def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
@@ -50,11 +67,14 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
         for name in N.TABLES:
             path = table_path(cfg.paths.warehouse, name)
             print(f"{name}\t{'present' if is_table(spark, path) else 'not written yet'}\t{path}")
+        for name in N.VIEWS:
+            there = "present" if examples_view.exists(spark, cfg) else "not written yet"
+            print(f"{name}\t{there}\tview of {N.FEATURE_LOGS} and {N.LABEL_CHOICES}")
         return 0
     if not args.table:
         raise UsageError("tables describe: name a table")
-    if args.table not in N.TABLES:
-        raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(N.TABLES)})")
+    if args.table not in N.QUERYABLE:
+        raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(N.QUERYABLE)})")
     info = describe(spark, cfg, args.table)
     if args.format == "json":
         print(json.dumps(info, default=str))
