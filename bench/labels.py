@@ -6,7 +6,8 @@ Builds N served rows in `feature_logs` (default 1,000,000, spread over the 30 da
 days, label events), computes `label_choices` once, runs one unmeasured nightly run (labels for 0.5%
 of the rows) to warm the MERGE path as the setup's recompute warmed the full one, then times in one
 Spark session
-  (a) the nightly incremental run of a day whose new labels touch 1% of the rows while the last day of
+  (a) the nightly incremental run of a day whose new labels name as many requests as 1% of 30 days of
+      served rows (the same daily volume for any history length) while the last day of
       served rows has just been appended (`skewless labels --date D`: ingest the day's file, find the
       rows the labels name within the longest window, check the new served rows for earlier labels,
       MERGE the changed choices), with the files it read and wrote from Delta's commit metrics, and
@@ -169,7 +170,10 @@ def main() -> int:
     ids = spark.range(n).withColumn("logged_at", F.lit(start).cast("timestamp")
                                     + F.make_interval(secs=F.col("id") * (args.days * 86400.0 / n)))
     first_open = max(0, int(n * (OPEN_FROM - start).total_seconds() / (args.days * 86400)))
-    step = max(1, (n - first_open) // (n // 100))  # labels for 1% of the rows, all in open windows
+    # A day's labels: as many as 1% of 30 days of served rows (10,000 at 1M over 30 days), whatever the
+    # history's length, so a longer history keeps the same daily volume; all in open windows.
+    day_labels = max(1, n * 30 // args.days // 100)
+    step = max(1, (n - first_open) // day_labels)
     served = ids.select(
         F.concat(F.lit("r"), F.col("id")).alias(N.REQUEST_ID), F.col("logged_at").alias(N.LOGGED_AT),
         F.lit(1).alias(N.SCHEMA_VERSION),
@@ -264,7 +268,7 @@ def main() -> int:
         "incremental_over_choices_recompute": round(incremental_s / choices_s, 3),
         "choices_rows": full["inserted"], "nightly_counts": {k: merged.get(k) for k in (
             "joinable", "orphaned", "before_prediction", "updated", "inserted", "deleted", "choices_files_read",
-            "choices_files_written")},
+            "choices_files_written", "feature_logs_files_read")},
         "full_run_seconds": round(full_run_s, 3), "incremental_over_full_run": round(incremental_s / full_run_s, 3),
         "quiet_day_seconds": round(quiet_s, 3), "quiet_day_over_full": round(quiet_s / full_s, 3),
         "bare_merge_seconds": round(merge_s, 3), "bare_merge_over_full": round(merge_s / full_s, 3),
