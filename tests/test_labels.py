@@ -188,7 +188,8 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     # One commit that adds no file: the new watermark the states are derived from.
     assert quiet is not None and quiet["version"] == version["version"] + 1
     assert quiet["operation"] == "SET TBLPROPERTIES", quiet
-    assert last_state(spark, f"{warehouse.paths.warehouse}/{N.LABEL_CHOICES}").as_of == datetime(2026, 12, 7)
+    recorded = last_state(spark, f"{warehouse.paths.warehouse}/{N.LABEL_CHOICES}")
+    assert recorded is not None and recorded.as_of == datetime(2026, 12, 7)
     # As of Dec 2 the chargeback stands, even though a correction arrived since.
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
                          as_known_dec2)

@@ -69,12 +69,12 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
                    progress: Progress) -> dict[str, int]:
     """Bring `label_choices` to the labels loaded through `days`: a MERGE, or a recompute on the first
     run, with `full`, after a change of label policies, or when the change feed does not cover the range."""
-    fl_path = table_path_of(cfg, N.FEATURE_LOGS)
+    fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
     if not is_table(spark, fl_path):
         progress.step("no feature_logs yet: labels ingested, nothing to join")
         return dict(ZERO)
     labels = read_table(spark, cfg.paths.warehouse, N.LABELS)
-    path = table_path_of(cfg, N.LABEL_CHOICES)
+    path = table_path(cfg.paths.warehouse, N.LABEL_CHOICES)
     prev = None if not is_table(spark, path) else last_state(spark, path)
     # Labels are known through the last ingested date, also when that day brought no label; a rerun of
     # an older date never moves the watermark back.
@@ -97,12 +97,24 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
     return _merge_changes(spark, cfg, fl_path, path, labels, run_labels, state, prev, progress)
 
 
-def table_path_of(cfg: Config, name: str) -> str:
-    return table_path(cfg.paths.warehouse, name)
-
-
 def _windows(cfg: Config) -> list[int]:
     return [m.labels.window_days for m in cfg.models] + [LabelPolicy().window_days]
+
+
+def _reachable(served: DataFrame, run_labels: DataFrame, cfg: Config) -> DataFrame | None:
+    """The served rows this run's labels can belong to (from the longest window before the earliest
+    of them on); None when the run loaded no label."""
+    reach = run_labels.agg(F.min(N.OBSERVED_AT)).first()
+    first = reach[0] if reach is not None else None
+    return served.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, _windows(cfg)))) if first else None
+
+
+def _named(reachable: DataFrame | None, run_labels: DataFrame, served: DataFrame) -> DataFrame:
+    """The reachable served rows the run's labels name (no broadcast hint: a day's ids are few here,
+    millions at the design's volume, and Spark sizes the join)."""
+    if reachable is None:
+        return served.limit(0)
+    return reachable.join(run_labels.select(N.REQUEST_ID).distinct(), on=N.REQUEST_ID, how="left_semi")
 
 
 def _policies(spark: SparkSession, state: SyncState) -> DataFrame:
@@ -122,10 +134,7 @@ def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, prog
 def _recompute(spark: SparkSession, cfg: Config, fl_path: str, path: str, labels: DataFrame, run_labels: DataFrame,
                state: SyncState, progress: Progress) -> dict[str, int]:
     served = read_delta(spark, fl_path, version=state.feature_logs_version).select(*SERVED_COLUMNS)
-    reach = run_labels.agg(F.min(N.OBSERVED_AT)).first()
-    first = reach[0] if reach is not None else None
-    window = served.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, _windows(cfg)))) if first else served
-    named = window.join(F.broadcast(run_labels.select(N.REQUEST_ID).distinct()), on=N.REQUEST_ID, how="left_semi")
+    named = _named(_reachable(served, run_labels, cfg), run_labels, served)
     counts = dict(ZERO) | _join_counts(run_labels, named, state.as_of, progress)
     # Only served rows some label names can have a choice: the rest never enter the aggregation.
     labeled = served.join(labels.select(N.REQUEST_ID).distinct(), on=N.REQUEST_ID, how="left_semi")
@@ -156,12 +165,8 @@ def _merge_changes(spark: SparkSession, cfg: Config, fl_path: str, path: str, la
     pinned = read_delta(spark, fl_path, version=state.feature_logs_version).select(*SERVED_COLUMNS)
     held: list[DataFrame] = []
     try:
-        reach = run_labels.agg(F.min(N.OBSERVED_AT)).first()
-        first = reach[0] if reach is not None else None
-        # No broadcast hint: a day's ids are small here, millions at the design's volume (Spark decides).
-        ids = run_labels.select(N.REQUEST_ID).distinct()
-        reachable = pinned.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, _windows(cfg)))) if first else None
-        named = reachable.join(ids, on=N.REQUEST_ID, how="left_semi") if reachable is not None else pinned.limit(0)
+        reachable = _reachable(pinned, run_labels, cfg)
+        named = _named(reachable, run_labels, pinned)
         # The served rows compacted since the last run (the day's, plus late hours), read once.
         new = served_changes(spark, fl_path, prev.feature_logs_version, state.feature_logs_version).localCheckpoint(
             eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK)
@@ -176,13 +181,15 @@ def _merge_changes(spark: SparkSession, cfg: Config, fl_path: str, path: str, la
                     .localCheckpoint(eager=True, storageLevel=StorageLevel.MEMORY_AND_DISK))
         held.append(affected)
         counts = dict(ZERO) | _join_counts(run_labels, affected, state.as_of, progress)
-        dates = sorted(r[0] for r in affected.select(N.EVENT_DATE).distinct().collect())
-        progress.step(f"{affected.count()} requests to re-choose, served on {len(dates)} dates")
+        size = affected.agg(F.count(F.lit(1)).alias("n"), F.collect_set(N.EVENT_DATE).alias("dates")).first()
+        assert size is not None
+        dates = sorted(size["dates"])  # at most the window's days
+        progress.step(f"{size['n']} requests to re-choose, served on {len(dates)} dates")
         # Files each read touches, from the Delta logs (partition pruning only: request ids are random,
         # so file statistics skip nothing within a date).
         counts["feature_logs_files_read"] = len(reachable.inputFiles()) if reachable is not None else 0
         if not dates:
-            counts.update(_record_state(spark, path, state, prev))
+            _record_state(spark, path, state, prev)
             return counts
         counts["choices_files_read"] = len(read_delta(spark, path).where(F.col(N.EVENT_DATE).isin(*dates)).inputFiles())
         first_label = labels.where(F.col(N.LABEL_DATE) >= F.lit(dates[0]))
@@ -224,12 +231,11 @@ def _merge(spark: SparkSession, path: str, source: DataFrame, dates: list[date],
         merge.execute()
 
 
-def _record_state(spark: SparkSession, path: str, state: SyncState, prev: SyncState) -> dict[str, int]:
+def _record_state(spark: SparkSession, path: str, state: SyncState, prev: SyncState) -> None:
     """No choice changes: record the new watermark (states derive from it) in a commit that adds no
     file (a table property; Delta skips an empty append); none at all when nothing moved (a rerun)."""
     if (state.as_of, state.feature_logs_version) != (prev.as_of, prev.feature_logs_version):
         _set_state(spark, path, state)
-    return {}
 
 
 def _set_state(spark: SparkSession, path: str, state: SyncState) -> None:
