@@ -105,6 +105,53 @@ def test_ks_js_and_psi_agree_with_scipy_and_numpy_on_the_same_rows(spark: SparkS
     assert r["x"].statuses == {"timeout": 40, "default": 7} and not r["k"].statuses and not c["x"].statuses
 
 
+def test_cell_counts_are_exact_per_cell_segment_and_status_and_cap_the_categories(spark: SparkSession) -> None:
+    """The JVM aggregate against a Python count of the same rows: points, -0.0, infinities, nulls and
+    NaN (missing), categories past the cap summed under TAIL, statuses, two segments."""
+    fs = FeatureSet(("x",), ("c",))
+    cuts = [[-1.5, 0.0, 2.0, float("inf")]]
+    xs = [-3.0, -1.5, -0.0, 0.0, 0.5, 2.0, 7.0, float("inf"), None, float("nan"), 2.0, -1.5]
+    cs = ["a", "a", "a", "b", "b", "c", "d", None, "e", "a", "b", "a"]
+    status = [{"x": "timeout"}, None, {"x": "default", "c": None}, {}] * 3
+    seg = ["s1", "s2"] * 6
+    df = spark.createDataFrame(list(zip(seg, xs, cs, status, strict=True)),
+                               "seg string, x double, c string, feature_status map<string,string>")
+    got = sorted((r[0], r.f, r.k, r.s, r.n) for r in
+                 cell_counts(features_frame(df, fs, F.col("seg")), fs, cuts, cap=2).collect())
+
+    def key(v: float | None) -> int:
+        if v is None or v != v:
+            return 0
+        at = sum(c <= v for c in cuts[0])
+        return 2 * at if at and cuts[0][at - 1] == v else 2 * at + 1
+
+    want: dict[tuple[str, int, int, str | None], int] = {}
+    for g in ("s1", "s2"):
+        rows = [i for i, s in enumerate(seg) if s == g]
+        for i in rows:
+            want[(g, 0, key(xs[i]), None)] = want.get((g, 0, key(xs[i]), None), 0) + 1
+            for f, st_ in (status[i] or {}).items():
+                if st_ is not None:
+                    k = (g, -1, -1, f"{f}\x00{st_}")
+                    want[k] = want.get(k, 0) + 1
+        values = [cs[i] for i in rows]
+        ranked = sorted({v for v in values if v}, key=lambda v: (-values.count(v), v))
+        for rank, v in enumerate(ranked):
+            k = (g, 1, 1, v if rank < 2 else "__tail__")
+            want[k] = want.get(k, 0) + values.count(v)
+        if values.count(None):
+            want[(g, 1, 0, None)] = values.count(None)
+    assert got == sorted((*k, n) for k, n in want.items())
+
+
+def test_cuts_from_a_sample_keep_the_row_count_and_land_near_the_quantiles(spark: SparkSession) -> None:
+    fs = FeatureSet(("x",), ())
+    frame = features_frame(spark.range(20_000).select((F.col("id") / 20_000).alias("x")), fs)
+    q = quantile_cuts(frame, fs, 10, 10_000, sample=2_000).first()
+    assert q is not None and q["_rows"] == 20_000
+    assert max(abs(v - j / 10) for j, v in enumerate(q["_n0"], start=1)) < 0.05
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.integers(0, 50), min_size=2, max_size=12), st.lists(st.integers(0, 50), min_size=2, max_size=12))
 def test_metric_properties(a: list[int], b: list[int]) -> None:

@@ -37,7 +37,7 @@ ARTIFACTS = (
     ("org/apache/spark", "spark-avro_2.13", SPARK_AVRO_VERSION),
 )
 # Folders of the project's Java sources (package data), compiled into one jar.
-JVM_SOURCES = (("sql", "jvm"), ("ingest", "jvm"), ("privacy", "jvm"))
+JVM_SOURCES = (("sql", "jvm"), ("ingest", "jvm"), ("privacy", "jvm"), ("drift", "jvm"))
 
 
 def jars_dir() -> Path:

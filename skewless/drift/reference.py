@@ -107,7 +107,7 @@ def reference_rows(spark: SparkSession, cfg: Config, model: str, ref: Reference)
 def ref_key(model: str, ref: Reference, fs: FeatureSet, mon: Monitoring) -> str:
     d = mon.defaults
     text = "|".join(map(str, (model, ref.label, ref.split, ref.content_hash, fs.numeric, fs.categorical,
-                              d.ks_grid, d.bins, d.quantile_accuracy)))
+                              d.ks_grid, d.bins, d.quantile_accuracy, d.quantile_sample)))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -121,7 +121,7 @@ def profile_reference(spark: SparkSession, cfg: Config, mon: Monitoring, model: 
         return hit
     d = mon.defaults
     frame = features_frame(reference_rows(spark, cfg, model, ref), fs)
-    q = quantile_cuts(frame, fs, d.ks_grid, d.quantile_accuracy).first()
+    q = quantile_cuts(frame, fs, d.ks_grid, d.quantile_accuracy, d.quantile_sample).first()
     assert q is not None
     cuts = [distinct_cuts(q[f"_n{i}"]) for i in range(len(fs.numeric))]
     step = d.ks_grid // d.bins

@@ -59,6 +59,7 @@ class Defaults:
     bins: int = 10
     ks_grid: int = 100
     quantile_accuracy: int = 10_000
+    quantile_sample: int = 200_000   # reference rows the cuts are computed from; 0: every row
     epsilon: float = 1e-4
     rare_share: float = 0.005
     max_categories: int = 50
@@ -127,6 +128,9 @@ def _validate(mon: Monitoring, source: str) -> None:
         raise ConfigError(source, "defaults.ks_grid", f"at most 10000, got {d.ks_grid}")
     if d.quantile_accuracy < d.ks_grid:
         raise ConfigError(source, "defaults.quantile_accuracy", f"must be >= ks_grid ({d.ks_grid})")
+    if d.quantile_sample and d.quantile_sample < 100 * d.ks_grid:
+        raise ConfigError(source, "defaults.quantile_sample",
+                          f"must be 0 (every row) or >= 100 * ks_grid ({100 * d.ks_grid}), got {d.quantile_sample}")
     if not 0 < d.epsilon < 0.01:
         raise ConfigError(source, "defaults.epsilon", f"must be in (0, 0.01), got {d.epsilon}")
     if not 0 <= d.rare_share < 0.5:
