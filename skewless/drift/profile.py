@@ -100,10 +100,10 @@ def cell_counts(frame: DataFrame, fs: FeatureSet, cuts: list[list[float]], cap: 
     assert jvm is not None
     # Cuts travel as one JSON string (a py4j call per double would cost seconds at 80 x 100 cuts);
     # the function's name is a hash of what it counts, so a session may hold several side by side.
-    spec = json.dumps([cuts, len(fs.categorical), cap])
+    cuts_json = json.dumps(cuts)
+    spec = f"{cuts_json}|{len(fs.categorical)}|{cap}"
     name = "skewless_drift_cells_" + hashlib.sha256(spec.encode()).hexdigest()[:16]
-    order = jvm.io.skewless.drift.CellCounts.register(
-        spark._jsparkSession, name, json.dumps(cuts), len(fs.categorical), cap)
+    order = jvm.io.skewless.drift.CellCounts.register(spark._jsparkSession, name, cuts_json, len(fs.categorical), cap)
     nan = F.lit(float("nan"))
     # A missing numeric value travels as NaN (a primitive double[] has no null; features_frame has
     # already made NaN values null, so NaN here means missing only).
