@@ -58,7 +58,7 @@ def _profile(spark: SparkSession, ref: dict[str, list[Any]], cur: dict[str, list
     cuts = [distinct_cuts(q[f"_n{i}"]) for i in range(len(fs.numeric))]
 
     def counted(cols: dict[str, list[Any]]) -> dict:
-        return sides([(r.f, r.k, r.s, r.n) for r in cell_counts(frame(cols), fs, cuts).collect()], fs, cuts)
+        return sides([(r.f, r.k, r.s, r.n, r.w) for r in cell_counts(frame(cols), fs, cuts).collect()], fs, cuts)
 
     return counted(ref), counted(cur), cuts
 
@@ -116,7 +116,7 @@ def test_cell_counts_are_exact_per_cell_segment_and_status_and_cap_the_categorie
     seg = ["s1", "s2"] * 6
     df = spark.createDataFrame(list(zip(seg, xs, cs, status, strict=True)),
                                "seg string, x double, c string, feature_status map<string,string>")
-    got = sorted((r[0], r.f, r.k, r.s, r.n) for r in
+    got = sorted((r[0], r.f, r.k, r.s, r.n, r.w) for r in
                  cell_counts(features_frame(df, fs, F.col("seg")), fs, cuts, cap=2).collect())
 
     def key(v: float | None) -> int:
@@ -141,7 +141,53 @@ def test_cell_counts_are_exact_per_cell_segment_and_status_and_cap_the_categorie
             want[k] = want.get(k, 0) + values.count(v)
         if values.count(None):
             want[(g, 1, 0, None)] = values.count(None)
-    assert got == sorted((*k, n) for k, n in want.items())
+        # Key -2: each feature's non-missing rows (unweighted, their squared weights are as many).
+        want[(g, 0, -2, None)] = sum(key(xs[i]) != 0 for i in rows)
+        want[(g, 1, -2, None)] = len(values) - values.count(None)
+    assert got == sorted((*k, n, float(n)) for k, n in want.items())
+
+
+def test_weighted_rows_give_numpy_weighted_shares_ks_and_kish_sizes(spark: SparkSession) -> None:
+    """Weighted (a dataset's 1 / sample_rate): every cell's weight sum, the shares PSI and KS read, the
+    null and status shares and the p-value's effective size, against numpy on the same rows."""
+    rng = np.random.default_rng(11)
+    n = 4000
+    x = rng.normal(0, 1, n).round(3)
+    w = rng.choice([1.0, 10.0, 100.0], n)  # 100%, 10% and 1% sampled rows
+    x_none: list[float | None] = x.tolist()
+    for i in range(0, n, 50):
+        x_none[i] = None
+    c = rng.choice(["a", "b", "c"], n).tolist()
+    status = [{"x": "timeout"} if v is None else None for v in x_none]
+    df = spark.createDataFrame(list(zip(x_none, c, status, w.tolist(), strict=True)),
+                               "x double, c string, feature_status map<string,string>, weight double")
+    fs = FeatureSet(("x",), ("c",))
+    cuts = [[-1.0, 0.0, 0.5, 1.0]]
+    rows = cell_counts(features_frame(df, fs, weight=F.col("weight")), fs, cuts, weighted=True).collect()
+    side = sides([(r.f, r.k, r.s, r.n, r.w) for r in rows], fs, cuts)
+    present = np.array([v is not None for v in x_none])
+    xp, wp = x[present], w[present]
+    keys = np.array([2 * int(np.searchsorted(cuts[0], v, side="right")) - (1 if v in cuts[0] else 0) + 1
+                     for v in xp])  # the cell keys again (1-based cells: key - 1 is the position)
+    want_cells = np.bincount(keys - 1, weights=wp, minlength=2 * len(cuts[0]) + 1)
+    assert side["x"].cells is not None
+    np.testing.assert_allclose(side["x"].cells, want_cells, rtol=1e-12)
+    assert (side["x"].rows, side["x"].nulls) == (n, n - int(present.sum()))  # counts stay counts
+    assert side["x"].null_weight == pytest.approx(w[~present].sum(), rel=1e-12)
+    assert side["x"].statuses == {"timeout": pytest.approx(w[~present].sum(), rel=1e-12)}
+    assert side["x"].effective == pytest.approx(wp.sum() ** 2 / (wp ** 2).sum(), rel=1e-12)
+    assert side["c"].categories == {k: pytest.approx(w[np.array(c) == k].sum(), rel=1e-12) for k in "abc"}
+    # KS between the weighted side and the same rows unweighted: numpy's weighted ECDFs at the cuts.
+    flat = sides([(r.f, r.k, r.s, r.n, r.w) for r in cell_counts(features_frame(df, fs), fs, cuts).collect()],
+                 fs, cuts)
+    assert flat["x"].cells is not None and flat["x"].effective == present.sum()
+    ecdf = [(wp[below].sum() / wp.sum(), below.mean()) for g in cuts[0] for below in (xp < g, xp <= g)]
+    d, _ = M.ks(side["x"].cells, flat["x"].cells)
+    assert d == pytest.approx(max(abs(a - b) for a, b in ecdf), abs=1e-12)
+    # A weight that is not a finite non-negative number is refused, never counted as something else.
+    bad = df.withColumn("weight", F.when(F.col("c") == "a", F.lit(None)).otherwise(F.col("weight")))
+    with pytest.raises(Exception, match="weight must be finite and >= 0"):
+        cell_counts(features_frame(bad, fs, weight=F.col("weight")), fs, cuts, weighted=True).collect()
 
 
 def test_cuts_from_a_sample_keep_the_row_count_and_land_near_the_quantiles(spark: SparkSession) -> None:
@@ -169,8 +215,8 @@ def test_metric_properties(a: list[int], b: list[int]) -> None:
 
 
 def test_pooling_keeps_frequent_categories_and_conserves_counts() -> None:
-    ref = {"a": 900, "b": 96, "r1": 3, "r2": 1}
-    cur = {"a": 400, "b": 50, "r1": 2, "new": 48}
+    ref: dict[str, float] = {"a": 900, "b": 96, "r1": 3, "r2": 1}
+    cur: dict[str, float] = {"a": 400, "b": 50, "r1": 2, "new": 48}
     p = M.pool(ref, cur, rare_share=0.005, max_categories=50)
     assert p.categories == ("a", "b", M.OTHER)
     assert p.ref.tolist() == [900, 96, 4] and p.cur.tolist() == [400, 50, 50]

@@ -7,12 +7,14 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from skewless.core.errors import ConfigError, UsageError
 from skewless.core.yamlconf import LOADED, build, read_yaml
 
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+WeightRule = Literal["inverse_sample_rate", "none"]
+WEIGHT_RULES: tuple[str, ...] = get_args(WeightRule)
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 
 
@@ -51,7 +53,7 @@ class DatasetConfig:
     maturity: Literal["closed", "any"] = "closed"   # closed: only rows whose label window has closed
     features: tuple[str, ...] = ()                   # empty: every feature column
     label: str = "label"
-    weight: Literal["inverse_sample_rate", "none"] = "inverse_sample_rate"
+    weight: WeightRule = "inverse_sample_rate"
     split: Split = field(default_factory=Split)
     filters: tuple[str, ...] = ()                    # Spark SQL conditions, all must hold
     expectations: str = ""                           # suite name in expectations/ (default: the dataset's)

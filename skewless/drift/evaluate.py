@@ -14,86 +14,103 @@ from typing import Any
 import numpy as np
 
 from skewless.drift import metrics as M
-from skewless.drift.features import CATEGORY_KEY, NULL_KEY, SEP, STATUS_KEY, TAIL, FeatureSet
+from skewless.drift.features import CATEGORY_KEY, NULL_KEY, SEP, SQUARES_KEY, STATUS_KEY, TAIL, FeatureSet
 from skewless.drift.settings import SEVERITY, Defaults, Status, Thresholds
+
+Cell = tuple[int, int, str | None, int, float]  # (f, k, s, n, w): profile's rows, collected
 
 
 @dataclass(frozen=True)
 class Side:
-    """One feature on one side: rows (all of the slice's), nulls, statuses, and its cells or categories."""
+    """One feature on one side. `rows` and `nulls` are row counts (`min_rows` is about evidence);
+    everything compared is weighted: `weight` (all rows), `null_weight`, the statuses' weights, the
+    cells' or categories' weights, and `squares` (the non-missing rows' squared weights, for Kish's
+    effective size). Unweighted, every weight is the matching count."""
 
     rows: int
     nulls: int
-    statuses: Mapping[str, int]
+    statuses: Mapping[str, float]
     cells: np.ndarray | None = None
-    categories: Mapping[str, int] | None = None
+    categories: Mapping[str, float] | None = None
+    weight: float = 0.0
+    null_weight: float = 0.0
+    squares: float = 0.0
 
     @property
     def present(self) -> int:
         return self.rows - self.nulls
 
+    @property
+    def effective(self) -> float:
+        """Kish's effective sample size of the non-missing rows: (sum w)^2 / sum w^2 (= present unweighted)."""
+        w = self.weight - self.null_weight
+        return w * w / self.squares if self.squares > 0 else 0.0
 
-def sides(cells: Iterable[tuple[int, int, str | None, int]], fs: FeatureSet,
-          cuts: list[list[float]]) -> dict[str, Side]:
-    """The collected (f, k, s, n) rows of one segment as a Side per feature."""
+
+def sides(cells: Iterable[Cell], fs: FeatureSet, cuts: list[list[float]]) -> dict[str, Side]:
+    """The collected (f, k, s, n, w) rows of one segment as a Side per feature."""
     nn = len(fs.numeric)
     index = fs.index()
-    nulls = [0] * len(fs.names)
-    stat: list[dict[str, int]] = [{} for _ in fs.names]
+    nulls, null_w, squares = [0] * len(fs.names), [0.0] * len(fs.names), [0.0] * len(fs.names)
+    present = [0] * len(fs.names)
+    stat: list[dict[str, float]] = [{} for _ in fs.names]
     num = [np.zeros(2 * len(c) + 1) for c in cuts]
-    cats: list[dict[str, int]] = [{} for _ in fs.categorical]
-    for f, k, s, n in cells:
+    cats: list[dict[str, float]] = [{} for _ in fs.categorical]
+    for f, k, s, n, w in cells:
         if k == NULL_KEY:
             nulls[f] += n
+            null_w[f] += w
+        elif k == SQUARES_KEY:
+            present[f] += n
+            squares[f] += w
         elif k == STATUS_KEY:  # "feature\x00status" (profile.SEP); statuses of unmonitored features dropped
             name, _, value = str(s).partition(SEP)
             if (i := index.get(name)) is not None and value:
-                stat[i][value] = stat[i].get(value, 0) + n
+                stat[i][value] = stat[i].get(value, 0) + w
         elif f < nn:
-            num[f][k - 1] += n
+            num[f][k - 1] += w
         elif k == CATEGORY_KEY:
-            cats[f - nn][str(s)] = cats[f - nn].get(str(s), 0) + n
+            cats[f - nn][str(s)] = cats[f - nn].get(str(s), 0) + w
     out = {}
     for i, name in enumerate(fs.names):
-        if i < nn:
-            out[name] = Side(int(nulls[i] + num[i].sum()), nulls[i], stat[i], cells=num[i])
-        else:
-            c = cats[i - nn]
-            out[name] = Side(nulls[i] + sum(c.values()), nulls[i], stat[i], categories=c)
+        values = float(num[i].sum()) if i < nn else float(sum(cats[i - nn].values()))
+        out[name] = Side(nulls[i] + present[i], nulls[i], stat[i], cells=num[i] if i < nn else None,
+                         categories=None if i < nn else cats[i - nn], weight=null_w[i] + values,
+                         null_weight=null_w[i], squares=squares[i])
     return out
 
 
-def per_feature(cells: Iterable[tuple[int, int, str | None, int]],
-                fs: FeatureSet) -> list[tuple[int, int, str | None, int]]:
+def per_feature(cells: Iterable[Cell], fs: FeatureSet) -> list[Cell]:
     """The profile's cells with each feature_status entry moved under its feature (plain status in `s`):
     the form `drift_references` stores. Statuses of features not monitored are dropped."""
     index = fs.index()
-    out: list[tuple[int, int, str | None, int]] = []
-    for f, k, s, n in cells:
+    out: list[Cell] = []
+    for f, k, s, n, w in cells:
         if k == STATUS_KEY:
             name, _, value = str(s).partition(SEP)
             if name in index and value:
-                out.append((index[name], k, value, n))
+                out.append((index[name], k, value, n, w))
         else:
-            out.append((f, k, s, n))
+            out.append((f, k, s, n, w))
     return out
 
 
 def merged(parts: Iterable[Side]) -> Side:
     """Segments summed into one side (the `all` segment)."""
     items = list(parts)
-    statuses: dict[str, int] = {}
+    statuses: dict[str, float] = {}
     for p in items:
         for k, v in p.statuses.items():
             statuses[k] = statuses.get(k, 0) + v
-    if items and items[0].cells is not None:
-        cells = np.sum([p.cells for p in items if p.cells is not None], axis=0)
-        return Side(sum(p.rows for p in items), sum(p.nulls for p in items), statuses, cells=cells)
-    cats: dict[str, int] = {}
+    numeric = bool(items) and items[0].cells is not None
+    cats: dict[str, float] = {}
     for p in items:
         for k, v in (p.categories or {}).items():
             cats[k] = cats.get(k, 0) + v
-    return Side(sum(p.rows for p in items), sum(p.nulls for p in items), statuses, categories=cats)
+    return Side(sum(p.rows for p in items), sum(p.nulls for p in items), statuses,
+                cells=np.sum([p.cells for p in items if p.cells is not None], axis=0) if numeric else None,
+                categories=None if numeric else cats, weight=sum(p.weight for p in items),
+                null_weight=sum(p.null_weight for p in items), squares=sum(p.squares for p in items))
 
 
 @dataclass(frozen=True)
@@ -119,9 +136,9 @@ def _shares(ref: Side, cur: Side, th: Thresholds, min_rows: int) -> list[dict[st
     """Null share and each feature_status value's share, compared as signals of their own."""
     enough = ref.rows >= min_rows and cur.rows >= min_rows
     out = []
-    for kind, r, c in [("null", ref.nulls, cur.nulls)] + [
+    for kind, r, c in [("null", ref.null_weight, cur.null_weight)] + [
             (s, ref.statuses.get(s, 0), cur.statuses.get(s, 0)) for s in sorted(set(ref.statuses) | set(cur.statuses))]:
-        rs, cs = (r / ref.rows if ref.rows else 0.0), (c / cur.rows if cur.rows else 0.0)
+        rs, cs = (r / ref.weight if ref.weight else 0.0), (c / cur.weight if cur.weight else 0.0)
         out.append(_row(f"share:{kind}", abs(cs - rs), th.share, enough, ref=rs, cur=cs))
     return out
 
@@ -133,7 +150,7 @@ def assess_numeric(name: str, ref: Side, cur: Side, cuts: list[float], psi_cuts:
     rb, cb = M.psi_bins(ref.cells, cuts, psi_cuts), M.psi_bins(cur.cells, cuts, psi_cuts)
     dstat, bound = M.ks(ref.cells, cur.cells)
     rows = [_row("psi", M.psi(rb, cb, d.epsilon), th.psi, enough),
-            _row("ks", dstat, th.ks, enough, p=M.ks_pvalue(dstat, ref.present, cur.present), bound=bound),
+            _row("ks", dstat, th.ks, enough, p=M.ks_pvalue(dstat, ref.effective, cur.effective), bound=bound),
             *_shares(ref, cur, th, d.min_rows)]
     edges = [f"< {psi_cuts[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(psi_cuts, psi_cuts[1:], strict=False)] \
         + [f">= {psi_cuts[-1]:.4g}"]

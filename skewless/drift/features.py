@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 ALL = "all"
 NULL_KEY, CATEGORY_KEY, STATUS_KEY = 0, 1, -1
+# A feature's entry under this key: n = its non-missing rows, w = the sum of their squared weights.
+SQUARES_KEY = -2
 STATUS_FEATURE = -1  # a feature_status entry's `f`: its `s` is "feature" SEP "status"
 SEP = "\x00"
 TAIL = "__tail__"  # categories past the cap, summed (a high-cardinality feature stays small)

@@ -28,13 +28,22 @@ from skewless.core.paths import join, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import write_text
 from skewless.drift import alerts, report, store
-from skewless.drift.evaluate import FeatureResult, assess_categorical, assess_numeric, merged, sides, sort_by_severity
+from skewless.drift.evaluate import (
+    Cell,
+    FeatureResult,
+    assess_categorical,
+    assess_numeric,
+    merged,
+    sides,
+    sort_by_severity,
+)
 from skewless.drift.features import ALL, FeatureSet
 from skewless.drift.profile import cell_counts, features_frame
 from skewless.drift.reference import (
     Reference,
     Slice,
     choose_reference,
+    current_weight,
     parse_slice,
     profile_reference,
     reference_sides,
@@ -117,11 +126,12 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     ref = choose_reference(spark, cfg, mon, args)
     ref_rows = profile_reference(spark, cfg, mon, args.model, ref, fs, types, args.refresh_reference, progress)
     cuts, psi_cuts, ref_sides = reference_sides(ref_rows, fs)
-    frame = features_frame(served_rows(spark, cfg, args.model, current), fs, segment)
-    by_segment: dict[str, list[tuple[int, int, str | None, int]]] = {}
-    for r in cell_counts(frame, fs, cuts).collect():
+    served = served_rows(spark, cfg, args.model, current)
+    frame = features_frame(served, fs, segment, current_weight(ref))
+    by_segment: dict[str, list[Cell]] = {}
+    for r in cell_counts(frame, fs, cuts, weighted=ref.weighted).collect():
         name = ALL if segment is None else f"{args.by}={r[0]}"
-        by_segment.setdefault(name, []).append((r["f"], r["k"], r["s"], r["n"]))
+        by_segment.setdefault(name, []).append((r["f"], r["k"], r["s"], r["n"], r["w"]))
     cur_sides = {seg: sides(cells, fs, cuts) for seg, cells in sorted(by_segment.items())}
     cur_rows = sum(next(iter(s.values())).rows for s in cur_sides.values()) if fs.names else 0
     if segment is not None:

@@ -6,7 +6,8 @@ numpy only, no Spark: the inputs are the small counts `profile` brings back. Con
 - KS: D = max |F_cur - F_ref| evaluated at every cell boundary of the reference's quantile grid
   (exact there, ties included); the true D lies in [D, D + bound], bound = the largest share either
   side has strictly inside one grid interval. The p-value is the Kolmogorov law at
-  D * (sqrt(n_eff) + 0.12 + 0.11 / sqrt(n_eff)), n_eff = n*m/(n+m) (Stephens' correction).
+  D * (sqrt(n_eff) + 0.12 + 0.11 / sqrt(n_eff)), n_eff = n*m/(n+m) (Stephens' correction); with
+  weighted rows, n and m are Kish's effective sizes (sum w)^2 / sum w^2.
 - Jensen-Shannon: the distance (square root of the divergence), log base 2, so in [0, 1]; no smoothing
   (the mixture is never zero where either side has mass).
 """
@@ -49,8 +50,9 @@ def kolmogorov_sf(lam: float) -> float:
     return float(min(1.0, max(0.0, 2 * np.sum((-1.0) ** (k - 1) * np.exp(-2 * k * k * lam * lam)))))
 
 
-def ks_pvalue(d: float, n: int, m: int) -> float:
-    if n == 0 or m == 0:
+def ks_pvalue(d: float, n: float, m: float) -> float:
+    """n and m: each side's size, or its effective size (Kish) when rows are weighted."""
+    if n <= 0 or m <= 0:
         return math.nan
     en = math.sqrt(n * m / (n + m))
     return kolmogorov_sf(d * (en + 0.12 + 0.11 / en))  # Stephens' correction: close to the exact law
@@ -78,7 +80,7 @@ class Pooled:
     unseen_count: int      # how many distinct such categories
 
 
-def pool(ref: dict[str, int], cur: dict[str, int], rare_share: float, max_categories: int,
+def pool(ref: dict[str, float], cur: dict[str, float], rare_share: float, max_categories: int,
          tail: str | None = None) -> Pooled:
     """Keep the reference's categories with at least `rare_share` of its rows, the `max_categories`
     most frequent (ties by name); pool the rest, and every category the reference never saw, into

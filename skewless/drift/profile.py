@@ -29,6 +29,7 @@ from skewless.drift.features import ALL, FeatureSet
 
 SEGMENT = "_segment"
 STATUS = "_status"
+WEIGHT = "_w"
 
 
 def _num(i: int) -> str:
@@ -49,9 +50,11 @@ def _feature(df: DataFrame, name: str) -> Column:
     raise UsageError(f"feature {name!r} is neither a column nor in `features` (columns: {df.columns})")
 
 
-def features_frame(df: DataFrame, fs: FeatureSet, segment: Column | None = None) -> DataFrame:
+def features_frame(df: DataFrame, fs: FeatureSet, segment: Column | None = None,
+                   weight: Column | None = None) -> DataFrame:
     """The slice as the profile reads it: a segment, numeric features as doubles, categorical ones as
-    strings (a boolean is "true"/"false"), and the feature_status map when the slice has one."""
+    strings (a boolean is "true"/"false"), the feature_status map when the slice has one, and each
+    row's weight (1.0 when `weight` is None)."""
     status = (F.col(N.FEATURE_STATUS) if N.FEATURE_STATUS in df.columns
               else F.lit(None).cast("map<string,string>"))
     return df.select(
@@ -61,6 +64,7 @@ def features_frame(df: DataFrame, fs: FeatureSet, segment: Column | None = None)
           for i, n in enumerate(fs.numeric)],
         *[_feature(df, n).cast("string").alias(_cat(i)) for i, n in enumerate(fs.categorical)],
         status.alias(STATUS),
+        (weight.cast("double") if weight is not None else F.lit(1.0)).alias(WEIGHT),
     )
 
 
@@ -87,12 +91,15 @@ def distinct_cuts(quantiles: list[float] | None) -> list[float]:
     return cuts or [0.0]
 
 
-def cell_counts(frame: DataFrame, fs: FeatureSet, cuts: list[list[float]], cap: int = 10_000) -> DataFrame:
-    """(segment, f, k, s, n): every feature's cell counts (numeric: key per cell; categorical: key 1
-    and the value; nulls key 0; feature_status entries key -1 and the status). One aggregation: the
-    JVM aggregate `io.skewless.drift.CellCounts` counts every cell of a row in place (no exploded row
-    per value, no shuffle of values), one small buffer per segment and task. Past `cap` categories
-    per feature and segment, the rest are summed under TAIL."""
+def cell_counts(frame: DataFrame, fs: FeatureSet, cuts: list[list[float]], cap: int = 10_000,
+                weighted: bool = False) -> DataFrame:
+    """(segment, f, k, s, n, w): every feature's cell counts n and weight sums w (numeric: key per
+    cell; categorical: key 1 and the value; nulls key 0; feature_status entries key -1 and the
+    status; key -2: a feature's non-missing rows and the sum of their squared weights). One
+    aggregation: the JVM aggregate `io.skewless.drift.CellCounts` counts every cell of a row in place
+    (no exploded row per value, no shuffle of values), one small buffer per segment and task. Past
+    `cap` categories per feature and segment, the rest are summed under TAIL. Unweighted, the frame's
+    weights are ignored and w = n."""
     if len(cuts) != len(fs.numeric):
         raise ValueError(f"cuts for {len(cuts)} numeric features, expected {len(fs.numeric)}")
     spark = frame.sparkSession
@@ -101,18 +108,19 @@ def cell_counts(frame: DataFrame, fs: FeatureSet, cuts: list[list[float]], cap: 
     # Cuts travel as one JSON string (a py4j call per double would cost seconds at 80 x 100 cuts);
     # the function's name is a hash of what it counts, so a session may hold several side by side.
     cuts_json = json.dumps(cuts)
-    spec = f"{cuts_json}|{len(fs.categorical)}|{cap}"
+    spec = f"{cuts_json}|{len(fs.categorical)}|{cap}|{weighted}"
     name = "skewless_drift_cells_" + hashlib.sha256(spec.encode()).hexdigest()[:16]
-    order = jvm.io.skewless.drift.CellCounts.register(spark._jsparkSession, name, cuts_json, len(fs.categorical), cap)
+    order = jvm.io.skewless.drift.CellCounts.register(spark._jsparkSession, name, cuts_json, len(fs.categorical),
+                                                      cap, weighted)
     nan = F.lit(float("nan"))
     # A missing numeric value travels as NaN (a primitive double[] has no null; features_frame has
     # already made NaN values null, so NaN here means missing only).
     args = {"num": F.array(*[F.coalesce(F.col(_num(i)), nan) for i in range(len(fs.numeric))]).cast("array<double>"),
             "cat": F.array(*[F.col(_cat(j)) for j in range(len(fs.categorical))]).cast("array<string>"),
-            "status": F.col(STATUS)}
+            "status": F.col(STATUS), "w": F.coalesce(F.col(WEIGHT), nan)}
     counted = frame.groupBy(SEGMENT).agg(F.call_function(name, *[args[a] for a in order]).alias("_p"))
-    cells = counted.select(SEGMENT, F.inline(F.arrays_zip("_p.f", "_p.k", "_p.s", "_p.n")))
-    return cells.toDF(SEGMENT, "f", "k", "s", "n")
+    cells = counted.select(SEGMENT, F.inline(F.arrays_zip("_p.f", "_p.k", "_p.s", "_p.n", "_p.w")))
+    return cells.toDF(SEGMENT, "f", "k", "s", "n", "w")
 
 
 def with_statuses(rows: DataFrame, logs: DataFrame, first_day: object, last_day: object) -> DataFrame:

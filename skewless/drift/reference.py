@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 
 from skewless.core import names as N
@@ -22,9 +23,11 @@ from skewless.core.frames import served_between
 from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.datasets.catalog_job import load as load_dataset
+from skewless.datasets.spec import WEIGHT_RULES
+from skewless.datasets.transforms import WEIGHT
 from skewless.datasets.versions import resolve, versions_table
 from skewless.drift import store
-from skewless.drift.evaluate import Side, per_feature, sides
+from skewless.drift.evaluate import Cell, Side, per_feature, sides
 from skewless.drift.features import SEP, STATUS_FEATURE, STATUS_KEY, FeatureSet
 from skewless.drift.profile import cell_counts, distinct_cuts, features_frame, quantile_cuts, with_statuses
 from skewless.drift.settings import Monitoring
@@ -46,6 +49,11 @@ class Reference:
     split: str | None = None
     content_hash: str = ""
     hours: Slice | None = None
+    weight: str = "none"       # the dataset's rule: inverse_sample_rate | none (hours: none)
+
+    @property
+    def weighted(self) -> bool:
+        return self.weight != "none"
 
 
 def parse_slice(text: str, option: str = "--current") -> Slice:
@@ -85,8 +93,19 @@ def choose_reference(spark: SparkSession, cfg: Config, mon: Monitoring, args: ar
                          f"or set models.{args.model}.reference in {mon.source}")
     version = resolve(versions_table(spark, cfg), text)
     name = f"{version['name']}@{version['version']}"
+    # The rule the version was made with (its definition as loaded), not today's YAML.
+    rule = json.loads(version.get("definition") or "{}").get("weight", "none")
+    if rule not in WEIGHT_RULES:
+        raise UsageError(f"reference {name}: weight rule {rule!r} is not one of {list(WEIGHT_RULES)}")
     return Reference(name + (f":{split}" if split else ""), dataset=name, split=split,
-                     content_hash=str(version["content_hash"]))
+                     content_hash=str(version["content_hash"]), weight=rule)
+
+
+def current_weight(ref: Reference) -> Column | None:
+    """The current slice's row weight under the reference's rule: a dataset weighted by
+    1 / sample_rate is compared with served rows weighted the same way (sample rates that differ by
+    key or over time would otherwise read as drift)."""
+    return F.lit(1.0) / F.col(N.SAMPLE_RATE) if ref.weight == "inverse_sample_rate" else None
 
 
 def served_rows(spark: SparkSession, cfg: Config, model: str, s: Slice) -> DataFrame:
@@ -106,8 +125,8 @@ def reference_rows(spark: SparkSession, cfg: Config, model: str, ref: Reference)
 
 def ref_key(model: str, ref: Reference, fs: FeatureSet, mon: Monitoring) -> str:
     d = mon.defaults
-    text = "|".join(map(str, (model, ref.label, ref.split, ref.content_hash, fs.numeric, fs.categorical,
-                              d.ks_grid, d.bins, d.quantile_accuracy, d.quantile_sample)))
+    text = "|".join(map(str, (model, ref.label, ref.split, ref.content_hash, ref.weight, fs.numeric,
+                              fs.categorical, d.ks_grid, d.bins, d.quantile_accuracy, d.quantile_sample)))
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
@@ -120,19 +139,21 @@ def profile_reference(spark: SparkSession, cfg: Config, mon: Monitoring, model: 
         progress.step(f"reference {ref.label}: cached histograms ({len(hit)} features)")
         return hit
     d = mon.defaults
-    frame = features_frame(reference_rows(spark, cfg, model, ref), fs)
+    frame = features_frame(reference_rows(spark, cfg, model, ref), fs,
+                           weight=F.col(WEIGHT) if ref.weighted else None)
     q = quantile_cuts(frame, fs, d.ks_grid, d.quantile_accuracy, d.quantile_sample).first()
     assert q is not None
     cuts = [distinct_cuts(q[f"_n{i}"]) for i in range(len(fs.numeric))]
     step = d.ks_grid // d.bins
     psi_cuts = [distinct_cuts((q[f"_n{i}"] or [])[step - 1::step]) for i in range(len(fs.numeric))]
     progress.step(f"reference {ref.label}: {q['_rows']} rows, quantile cuts of {len(fs.numeric)} numeric features")
-    cells = [(r["f"], r["k"], r["s"], r["n"]) for r in cell_counts(frame, fs, cuts).collect()]
+    cells: list[Cell] = [(r["f"], r["k"], r["s"], r["n"], r["w"])
+                         for r in cell_counts(frame, fs, cuts, weighted=ref.weighted).collect()]
     now = datetime.now(UTC).replace(tzinfo=None)
     rows = [{"ref_key": key, "model": model, "reference": ref.label, "created_at": now, "feature": name,
              "feature_index": i, "feature_type": types[name],
              "cuts": cuts[i] if i < len(cuts) else [], "psi_cuts": psi_cuts[i] if i < len(cuts) else [],
-             "cells": [{"k": k, "s": s, "n": n} for f, k, s, n in per_feature(cells, fs) if f == i]}
+             "cells": [{"k": k, "s": s, "n": n, "w": w} for f, k, s, n, w in per_feature(cells, fs) if f == i]}
             for i, name in enumerate(fs.names)]
     store.save_reference(spark, path, rows, cfg.privacy_policy)
     progress.step(f"reference {ref.label}: histograms of {len(rows)} features cached in {N.DRIFT_REFERENCES}")
@@ -143,6 +164,7 @@ def reference_sides(rows: list[dict[str, Any]],
                     fs: FeatureSet) -> tuple[list[list[float]], list[list[float]], dict[str, Side]]:
     cuts = [list(r["cuts"]) for r in rows[:len(fs.numeric)]]
     psi_cuts = [list(r["psi_cuts"]) for r in rows[:len(fs.numeric)]]
-    cells = [(STATUS_FEATURE, c["k"], f"{r['feature']}{SEP}{c['s']}", c["n"]) if c["k"] == STATUS_KEY
-             else (r["feature_index"], c["k"], c["s"], c["n"]) for r in rows for c in r["cells"]]
+    cells: list[Cell] = [
+        (STATUS_FEATURE, c["k"], f"{r['feature']}{SEP}{c['s']}", c["n"], c["w"]) if c["k"] == STATUS_KEY
+        else (r["feature_index"], c["k"], c["s"], c["n"], c["w"]) for r in rows for c in r["cells"]]
     return cuts, psi_cuts, sides(cells, fs, cuts)

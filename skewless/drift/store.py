@@ -19,8 +19,9 @@ from pyspark.sql import types as T
 from skewless.core.delta import is_table, read_delta, replace_rows
 from skewless.core.policy import PrivacyPolicy
 
+# n: rows; w: their weights' sum (= n unweighted; key -2: squared weights). Delta: no NOT NULL in arrays.
 CELL = T.StructType([T.StructField("k", T.IntegerType(), True), T.StructField("s", T.StringType(), True),
-                     T.StructField("n", T.LongType(), True)])  # Delta: no NOT NULL inside arrays
+                     T.StructField("n", T.LongType(), True), T.StructField("w", T.DoubleType(), True)])
 REFERENCE_SCHEMA = T.StructType([
     T.StructField("ref_key", T.StringType(), False),
     T.StructField("model", T.StringType(), False),
