@@ -37,6 +37,12 @@ def split_of(key: Column, split: Split) -> Column:
             .otherwise("test"))
 
 
+def row_weight(rule: str) -> Column:
+    """A served row's weight under a dataset's `weight` rule: 1 / sample_rate (a 10%-sampled row
+    stands for 10 predictions) or 1. Drift weights the current slice with the same rule."""
+    return (F.lit(1.0) / F.col(N.SAMPLE_RATE)) if rule == "inverse_sample_rate" else F.lit(1.0)
+
+
 def select_examples(examples: DataFrame, ds: DatasetConfig, start: datetime, end: datetime,
                     label_cutoff: datetime) -> DataFrame:
     """Labeled examples with features -> the dataset's rows: its models, window, maturity and filters;
@@ -59,7 +65,7 @@ def select_examples(examples: DataFrame, ds: DatasetConfig, start: datetime, end
     for condition in ds.filters:
         rows = rows.where(F.expr(condition))
     key = F.coalesce(F.col(ds.split.key).cast("string"), F.col(N.REQUEST_ID))
-    weight = (F.lit(1.0) / F.col(N.SAMPLE_RATE)) if ds.weight == "inverse_sample_rate" else F.lit(1.0)
+    weight = row_weight(ds.weight)
     return rows.select(
         N.REQUEST_ID, N.LOGGED_AT, F.col(N.MODEL)["name"].alias(MODEL_NAME),
         F.col(N.MODEL)["version"].alias(MODEL_VERSION), key.alias(SPLIT_KEY),

@@ -126,8 +126,7 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     ref = choose_reference(spark, cfg, mon, args)
     ref_rows = profile_reference(spark, cfg, mon, args.model, ref, fs, types, args.refresh_reference, progress)
     cuts, psi_cuts, ref_sides = reference_sides(ref_rows, fs)
-    served = served_rows(spark, cfg, args.model, current)
-    frame = features_frame(served, fs, segment, current_weight(ref))
+    frame = features_frame(served_rows(spark, cfg, args.model, current), fs, segment, current_weight(ref))
     by_segment: dict[str, list[Cell]] = {}
     for r in cell_counts(frame, fs, cuts, weighted=ref.weighted).collect():
         name = ALL if segment is None else f"{args.by}={r[0]}"

@@ -24,7 +24,7 @@ from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.datasets.catalog_job import load as load_dataset
 from skewless.datasets.spec import WEIGHT_RULES
-from skewless.datasets.transforms import WEIGHT
+from skewless.datasets.transforms import WEIGHT, row_weight
 from skewless.datasets.versions import resolve, versions_table
 from skewless.drift import store
 from skewless.drift.evaluate import Cell, Side, per_feature, sides
@@ -105,7 +105,7 @@ def current_weight(ref: Reference) -> Column | None:
     """The current slice's row weight under the reference's rule: a dataset weighted by
     1 / sample_rate is compared with served rows weighted the same way (sample rates that differ by
     key or over time would otherwise read as drift)."""
-    return F.lit(1.0) / F.col(N.SAMPLE_RATE) if ref.weight == "inverse_sample_rate" else None
+    return row_weight(ref.weight) if ref.weighted else None
 
 
 def served_rows(spark: SparkSession, cfg: Config, model: str, s: Slice) -> DataFrame:
