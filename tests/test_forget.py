@@ -116,36 +116,6 @@ def _subject_rows(df: DataFrame, table: str, hashes: list[str], raw: str, reques
     return df.where(cond).count()
 
 
-def test_forget_removes_the_subject_from_every_table_version_and_file(
-        spark: SparkSession, warehouse: Config, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
-) -> None:
-    raw = str(traffic["subject"])
-    hashes = pseudonyms(raw, [KEY])
-    logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
-    request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
-    examples = examples_view.labeled_examples(spark, warehouse)
-    assert request_ids and examples.where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == len(request_ids)
-    labeled = read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
-        F.col(N.REQUEST_ID).isin(*request_ids)).count()
-
-    args = argparse.Namespace(entity=f"user_id={raw}", reason="ticket-42", vacuum_retain_hours=0)
-    assert forget_run.run_forget(spark, warehouse, args) == 0
-    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
-    assert labeled and first["deleted_label_choices"] == labeled
-    assert examples_view.labeled_examples(spark, warehouse).where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
-
-    _assert_gone(spark, warehouse, raw, hashes, request_ids, str(traffic["email"]))
-
-    requests = read_table(spark, warehouse.paths.warehouse, N.PRIVACY_REQUESTS).collect()
-    assert [(r["entity_field"], r["subject_pseudonym"], r["reason"]) for r in requests] == [
-        ("user_id", hashes[0], "ticket-42")]
-    assert raw not in json.dumps([r.asDict(recursive=True) for r in requests], default=str)
-
-    assert forget_run.run_forget(spark, warehouse, args) == 0  # a rerun converges: nothing left to delete
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows_deleted"] == 0
-
-
 def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Config,
                                              traffic: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
     quarantine = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
@@ -190,15 +160,22 @@ def _assert_gone(spark: SparkSession, warehouse: Config, raw: str, hashes: list[
         assert raw not in log_text and email not in log_text, table
 
 
-
-def test_forget_sticks_reruns_and_late_files_and_nothing_outlives_the_retention(
+def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retention(
         spark: SparkSession, warehouse: Config, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
 ) -> None:
+    """One subject's whole life after a forget: its rows leave every table at once (counted per table),
+    the landing files are rewritten without it, a rerun has nothing left to delete, reruns of the hour
+    and late files bring nothing back, and once the retention passes no table version, data file or
+    Delta log entry holds it."""
     raw, email = str(traffic["subject"]), str(traffic["email"])
     hashes = pseudonyms(raw, [KEY])
     fl = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS)
     logs = read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS)
     request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
+    examples = examples_view.labeled_examples(spark, warehouse)
+    assert request_ids and examples.where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == len(request_ids)
+    labeled = read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
+        F.col(N.REQUEST_ID).isin(*request_ids)).count()
     before = DeltaTable.forPath(spark, fl).history(1).first()["version"]  # type: ignore[index]
     # A format-v2 file too: the subject's value in its entity, one of its request ids, and a stranger.
     at = START.replace(minute=20)
@@ -207,13 +184,25 @@ def test_forget_sticks_reruns_and_late_files_and_nothing_outlives_the_retention(
         hour_dir / "pod-8.avro",
         [hostile_avro.datum("v2-subject", at, entity={"user_id": raw}),
          hostile_avro.datum(request_ids[0], at), hostile_avro.datum("v2-stranger", at)])
-    assert forget_run.run_forget(spark, warehouse, argparse.Namespace(
-        entity=f"user_id={raw}", reason="", vacuum_retain_hours=None, rewrite_landing=True)) == 0  # 168 h
+    args = argparse.Namespace(entity=f"user_id={raw}", reason="ticket-42", vacuum_retain_hours=None,
+                              rewrite_landing=True)  # the policy's retention: 168 h
+    capsys.readouterr()
+    assert forget_run.run_forget(spark, warehouse, args) == 0
+    first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
+    assert labeled and first["deleted_label_choices"] == labeled
+    assert examples_view.labeled_examples(spark, warehouse).where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
     assert raw not in _landing_text(warehouse.paths.landing)  # also the malformed line that never loaded
     with v2.open("rb") as f:
         reader = fastavro.reader(f)
         assert [r["request_id"] for r in reader if isinstance(r, dict)] == ["v2-stranger"]
         assert reader.metadata[META_VERSION] == "2" and reader.codec == "deflate"
+    requests = read_table(spark, warehouse.paths.warehouse, N.PRIVACY_REQUESTS).collect()
+    assert [(r["entity_field"], r["subject_pseudonym"], r["reason"]) for r in requests] == [
+        ("user_id", hashes[0], "ticket-42")]
+    assert raw not in json.dumps([r.asDict(recursive=True) for r in requests], default=str)
+    assert forget_run.run_forget(spark, warehouse, args) == 0  # a rerun converges: nothing left to delete
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows_deleted"] == 0
 
     # Until the retention passes, time travel still reads the subject (documented in docs/security.md).
     old = read_delta(spark, fl, version=before)
