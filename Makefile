@@ -72,7 +72,7 @@ FAST_TESTS = tests/test_statements.py tests/test_properties.py tests/test_config
 test-fast: setup
 	$(BIN)/pytest -q $(wildcard $(FAST_TESTS)) $(PYTEST_ARGS)
 
-# The long kill campaign (make test kills each job once): compact, labels and snapshot create each
+# The long kill campaign (make test kills compact once): compact, labels and snapshot create each
 # SIGKILLed at 20+ seeded random points, rerun, compared row for row; figures in bench/results/chaos-*.json.
 chaos: setup
 	rm -f bench/results/chaos-*.json

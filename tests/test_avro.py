@@ -7,7 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from pyspark.sql import SparkSession
@@ -42,7 +42,7 @@ def both(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[
     independent: built at once, in two threads of the one session (as two jobs share a cluster)."""
     roots = {fmt: tmp_path_factory.mktemp(f"traffic-{fmt}") for fmt in ("json", "avro")}
 
-    def build(fmt: str) -> dict[str, Any]:
+    def build(fmt: Literal["json", "avro"]) -> dict[str, Any]:
         root = roots[fmt]
         cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
         # Quirks on (retries, broken lines, late files, a feature appearing, a second model version),

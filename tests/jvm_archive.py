@@ -1,0 +1,69 @@
+"""A class-data-sharing archive for the suite's short-lived JVMs (every CLI, job and spark-submit
+subprocess a test starts): made once per run by one JVM that does typical work and dumps the classes
+it loaded at exit (`-XX:ArchiveClassesAtExit`); later JVMs map them instead of loading and verifying
+them again. A JVM that cannot use the archive (another JDK, another class path) ignores it
+(`-Xshare:auto`), so the archive changes start-up time only, never behaviour.
+
+Run as `python -m tests.jvm_archive`: the JVM it starts is the dumping one.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# Short-lived JVMs boot faster with the C1 compiler only (see conftest).
+C1_ONLY = "-XX:TieredStopAtLevel=1"
+
+
+def start_dump(archive: Path) -> subprocess.Popen[bytes]:
+    """The dumping JVM's run, in the background: the suite's first tests go on meanwhile."""
+    env = {**os.environ, "SPARK_SUBMIT_OPTS": f"{C1_ONLY} -XX:ArchiveClassesAtExit={archive}"}
+    return subprocess.Popen([sys.executable, "-m", "tests.jvm_archive"], cwd=ROOT, env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def options(archive: Path) -> str:
+    return f"{C1_ONLY} -XX:SharedArchiveFile={archive} -Xshare:auto"
+
+
+def _workload() -> None:
+    """What the CLI's JVMs do: a session with Delta, a partitioned write, a MERGE, reads with filters,
+    an aggregate, JSON text, history and SQL."""
+    from delta.tables import DeltaTable
+    from pyspark import SparkContext
+
+    from skewless.core.config import SparkSettings
+    from skewless.core.session import build_session
+
+    spark = build_session(SparkSettings(master="local[2]", app_name="skewless-cds", shuffle_partitions=2,
+                                        driver_memory="1g", conf={"spark.ui.enabled": "false"}))
+    root = Path(tempfile.mkdtemp(prefix="skewless-cds-"))
+    table = str(root / "t")
+    df = spark.range(200).selectExpr("id", "cast(id as string) AS s", "id % 3 AS part",
+                                     "named_struct('a', id, 'b', 'x') AS st", "map('k', id) AS m")
+    df.write.format("delta").partitionBy("part").save(table)
+    (df.where("part = 1").write.format("delta").mode("overwrite").option("replaceWhere", "part = 1")
+     .option("userMetadata", "{}").save(table))
+    (DeltaTable.forPath(spark, table).alias("t").merge(df.limit(10).alias("s"), "t.id = s.id")
+     .whenMatchedUpdateAll().whenNotMatchedInsertAll().execute())
+    spark.read.format("delta").load(table).where("part = 2").groupBy("s").count().collect()
+    DeltaTable.forPath(spark, table).history(5).collect()
+    (root / "j.jsonl").write_text('{"a": 1, "b": "x"}\n{"a": 2}\n')
+    spark.read.text(str(root / "j.jsonl")).selectExpr("from_json(value, 'a INT, b STRING') AS v").collect()
+    spark.sql(f"DESCRIBE DETAIL delta.`{table}`").collect()
+    gateway = SparkContext._gateway
+    spark.stop()
+    # The JVM writes the archive as it exits, after this process would have: end it here and wait, so
+    # that this process's exit means the archive is whole.
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=300)
+
+
+if __name__ == "__main__":
+    _workload()
