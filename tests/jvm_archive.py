@@ -23,8 +23,9 @@ C1_ONLY = "-XX:TieredStopAtLevel=1"
 def start_dump(archive: Path) -> subprocess.Popen[bytes]:
     """The dumping JVM's run, in the background: the suite's first tests go on meanwhile."""
     env = {**os.environ, "SPARK_SUBMIT_OPTS": f"{C1_ONLY} -XX:ArchiveClassesAtExit={archive}"}
+    # Niced: the tests running meanwhile keep the cores they use; the dump takes what they leave.
     return subprocess.Popen([sys.executable, "-m", "tests.jvm_archive"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10))
 
 
 def options(archive: Path) -> str:

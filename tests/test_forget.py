@@ -116,20 +116,6 @@ def _subject_rows(df: DataFrame, table: str, hashes: list[str], raw: str, reques
     return df.where(cond).count()
 
 
-def test_purge_enforces_quarantine_retention(spark: SparkSession, warehouse: Config,
-                                             traffic: dict[str, object], capsys: pytest.CaptureFixture[str]) -> None:
-    quarantine = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
-    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() > 0
-    args = argparse.Namespace(before="2026-11-25", vacuum_retain_hours=0)  # nothing landed before: kept
-    forget_run.run_purge(spark, warehouse, args)
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["purged_feature_logs_quarantine"] == 0
-    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-26", vacuum_retain_hours=0))
-    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert summary["purged_feature_logs_quarantine"] > 0
-    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() == 0
-    assert not [p for p in Path(quarantine).rglob("*.parquet")]
-
-
 VACUUMED = re.compile(r"FILE_NOT_EXIST|DELTA_FILE_NOT_FOUND|FileNotFoundException")
 
 
@@ -160,13 +146,13 @@ def _assert_gone(spark: SparkSession, warehouse: Config, raw: str, hashes: list[
         assert raw not in log_text and email not in log_text, table
 
 
-def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retention(
+def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retentions(
         spark: SparkSession, warehouse: Config, traffic: dict[str, object], capsys: pytest.CaptureFixture[str],
 ) -> None:
     """One subject's whole life after a forget: its rows leave every table at once (counted per table),
     the landing files are rewritten without it, a rerun has nothing left to delete, reruns of the hour
     and late files bring nothing back, and once the retention passes no table version, data file or
-    Delta log entry holds it."""
+    Delta log entry holds it; the quarantine's own retention then empties it."""
     raw, email = str(traffic["subject"]), str(traffic["email"])
     hashes = pseudonyms(raw, [KEY])
     fl = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS)
@@ -235,10 +221,21 @@ def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retention(
 
     # Once the retention has passed (here: purge with 0 h, as the nightly run does at the policy's),
     # nothing of the subject is left anywhere.
+    # A purge keeps the quarantine rows of hours landed on or after its date (nothing landed before
+    # the 25th) and VACUUMs every table at its retention.
     capsys.readouterr()
-    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-01", vacuum_retain_hours=0))
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["vacuumed_tables"] >= 6
+    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-25", vacuum_retain_hours=0))
+    purged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert purged["purged_feature_logs_quarantine"] == 0 and purged["vacuumed_tables"] >= 6
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() > 0
     _assert_gone(spark, warehouse, raw, hashes, request_ids, email)
+
+    # The quarantine's retention: a purge drops the rows of hours landed before its date, files included.
+    forget_run.run_purge(spark, warehouse, argparse.Namespace(before="2026-11-26", vacuum_retain_hours=0))
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["purged_feature_logs_quarantine"] > 0
+    assert read_table(spark, warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE).count() == 0
+    quarantine = table_path(warehouse.paths.warehouse, N.FEATURE_LOGS_QUARANTINE)
+    assert not [p for p in Path(quarantine).rglob("*.parquet") if "_delta_log" not in p.parts]  # data files
 
 
 def test_key_rotation_forget_finds_both_keys_and_tombstones_hold_under_the_new_one(

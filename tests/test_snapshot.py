@@ -137,7 +137,7 @@ def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSessi
     assert sum(a[r["k"]] != r["s"] for r in other) > 100  # the seed is what reshuffles
 
 
-def test_versions_reproduce_after_source_changes_and_stream_as_arrow(
+def test_versions_reproduce_after_source_changes_stream_as_arrow_and_forget_reaches_them(
         spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
     v = resolve(versions_table(spark, built), "fraud_daily@latest")
     before = load_version(spark, built.paths.warehouse, f"fraud_daily@{v['version']}").localCheckpoint()
@@ -172,16 +172,36 @@ def test_versions_reproduce_after_source_changes_and_stream_as_arrow(
     earlier = create(spark, built, _dataset(), _suite(), date(2027, 2, 1), Progress("test"))
     assert earlier["label_cutoff"] == datetime(2027, 2, 1)  # labels as known then, from the history
 
-    # Forgetting a subject reaches snapshots too; the version then no longer matches its hash.
-    user = spark.read.format("delta").load(v["location"]).select("split_key").first()
-    assert user is not None
+    # Forgetting a subject reaches snapshots too; the version then no longer matches its hash. The
+    # subject is one with a chosen label, so the forget also marks label_choices rows deleted.
+    in_snapshot = spark.read.format("delta").load(v["location"]).select(F.col("split_key").alias("user_id"))
     logs = spark.read.format("delta").load(table_path(built.paths.warehouse, N.FEATURE_LOGS))
-    assert logs.where(F.col("entity.user_id") == user[0]).count() > 0
+    ex_path = table_path(built.paths.warehouse, N.LABEL_CHOICES)
+    labeled = logs.join(read_delta(spark, ex_path).select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi")
+    user = (labeled.select("entity.user_id").join(in_snapshot, on="user_id", how="left_semi")
+            .orderBy("user_id").first())
+    assert user is not None
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
     raw = _raw_user(built.paths.landing, user[0])
-    forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}", reason="", vacuum_retain_hours=0))
+    forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}", reason="",
+                                                           vacuum_retain_hours=168))
     with pytest.raises(InvariantError, match="content hash .* != recorded"):
         verify_hash(spark.read.format("delta").load(v["location"]), v)
+    _arrow_hides_deletion_vectors_like_spark(spark, ex_path)
+
+
+def _arrow_hides_deletion_vectors_like_spark(spark: SparkSession, ex_path: str) -> None:
+    """A forget at the default retention leaves a label_choices version whose rows are only marked
+    deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
+    history = DeltaTable.forPath(spark, ex_path).history().select("version", "operation", "operationMetrics")
+    marked = [r["version"] for r in history.collect() if r["operation"] == "MERGE"
+              and int((r["operationMetrics"] or {}).get("numTargetDeletionVectorsAdded", 0)) > 0]
+    assert marked, "the forget's MERGE left no deletion vector to read"
+    version = max(marked)
+    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE)
+    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE])
+    assert 0 < arrow.num_rows < read_delta(spark, ex_path, version=version - 1).count()
+    assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
 
 
 def _raw_user(landing: str, pseudonym: str) -> str:
@@ -193,30 +213,6 @@ def _raw_user(landing: str, pseudonym: str) -> str:
             raw = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw)
         users.update(re.findall(r'"user_id":"(u\d+)"', raw.decode(errors="replace")))
     return next(u for u in sorted(users) if pseudonyms(u, [KEY])[0] == pseudonym)
-
-
-def test_arrow_reads_deletion_vectors_a_forget_left_like_spark(
-        spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A forget at the default retention leaves a label_choices version whose rows are only marked
-    deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
-    ex_path = table_path(built.paths.warehouse, N.LABEL_CHOICES)
-    logs = read_delta(spark, table_path(built.paths.warehouse, N.FEATURE_LOGS))
-    labeled = read_delta(spark, ex_path).select(N.REQUEST_ID)
-    user = logs.join(labeled, on=N.REQUEST_ID, how="left_semi").select("entity.user_id").orderBy("user_id").first()
-    assert user is not None
-    monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
-    raw = _raw_user(built.paths.landing, user[0])
-    forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}",
-                                                           reason="", vacuum_retain_hours=168))
-    history = DeltaTable.forPath(spark, ex_path).history().select("version", "operation", "operationMetrics")
-    marked = [r["version"] for r in history.collect() if r["operation"] == "MERGE"
-              and int((r["operationMetrics"] or {}).get("numTargetDeletionVectorsAdded", 0)) > 0]
-    assert marked, "the forget's MERGE left no deletion vector to read"
-    version = max(marked)
-    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE)
-    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE])
-    assert 0 < arrow.num_rows < read_delta(spark, ex_path, version=version - 1).count()
-    assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
 
 
 def test_serving_install_logs_and_reads_a_version_without_spark(spark: SparkSession, built: Config,
