@@ -30,8 +30,9 @@ os.environ.setdefault("SKEWLESS_KEY_DIR", tempfile.mkdtemp(prefix="skewless-test
 # default tiered compiler: C1 alone made test_labels 24% slower there.
 _C1_ONLY = jvm_archive.C1_ONLY
 os.environ.setdefault("SPARK_SUBMIT_OPTS", _C1_ONLY)
-# ...and about 25% faster again with the classes they all load mapped from one archive, made by a JVM
-# in the background while the first tests run, and used from the first test that starts after it.
+# ...and faster again with the classes they all load mapped from one archive (measured: sql 13.4 ->
+# 9.3 s, compact 32 -> 29 s), made by a JVM in the background while the first tests run, and used from
+# the first test that starts after it.
 _ARCHIVE = Path(tempfile.mkdtemp(prefix="skewless-cds-")) / "cli.jsa"
 _DUMP: subprocess.Popen[bytes] | None = None
 
@@ -45,8 +46,7 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def pytest_sessionfinish() -> None:
-    if _DUMP is not None and _DUMP.poll() is None:
-        _DUMP.kill()
+    jvm_archive.stop_dump(_DUMP, _ARCHIVE)
 
 
 def pytest_runtest_setup(item: pytest.Item) -> None:

@@ -9,11 +9,16 @@ Run as `python -m tests.jvm_archive`: the JVM it starts is the dumping one.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from pyspark.sql import SparkSession
 
 ROOT = Path(__file__).resolve().parent.parent
 # Short-lived JVMs boot faster with the C1 compiler only (see conftest).
@@ -24,8 +29,19 @@ def start_dump(archive: Path) -> subprocess.Popen[bytes]:
     """The dumping JVM's run, in the background: the suite's first tests go on meanwhile."""
     env = {**os.environ, "SPARK_SUBMIT_OPTS": f"{C1_ONLY} -XX:ArchiveClassesAtExit={archive}"}
     # Niced: the tests running meanwhile keep the cores they use; the dump takes what they leave.
+    # Its own process group: the run's end can stop the Python and the JVM it started together.
     return subprocess.Popen([sys.executable, "-m", "tests.jvm_archive"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10))
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10),
+                            start_new_session=True)
+
+
+def stop_dump(proc: subprocess.Popen[bytes] | None, archive: Path) -> None:
+    """At the run's end: a dump still running is stopped, and the archive (~200 MB) removed."""
+    if proc is not None and proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    shutil.rmtree(archive.parent, ignore_errors=True)
 
 
 def options(archive: Path) -> str:
@@ -35,7 +51,6 @@ def options(archive: Path) -> str:
 def _workload() -> None:
     """What the CLI's JVMs do: a session with Delta, a partitioned write, a MERGE, reads with filters,
     an aggregate, JSON text, history and SQL."""
-    from delta.tables import DeltaTable
     from pyspark import SparkContext
 
     from skewless.core.config import SparkSettings
@@ -43,7 +58,20 @@ def _workload() -> None:
 
     spark = build_session(SparkSettings(master="local[2]", app_name="skewless-cds", shuffle_partitions=2,
                                         driver_memory="1g", conf={"spark.ui.enabled": "false"}))
-    root = Path(tempfile.mkdtemp(prefix="skewless-cds-"))
+    with tempfile.TemporaryDirectory(prefix="skewless-cds-") as tmp:
+        _work(spark, Path(tmp))
+    gateway = SparkContext._gateway
+    spark.stop()
+    # The JVM writes the archive as it exits, after this process would have: end it here and wait, so
+    # that this process's exit means the archive is whole.
+    if gateway is not None and getattr(gateway, "proc", None) is not None:
+        gateway.proc.stdin.close()
+        gateway.proc.wait(timeout=300)
+
+
+def _work(spark: SparkSession, root: Path) -> None:
+    from delta.tables import DeltaTable
+
     table = str(root / "t")
     df = spark.range(200).selectExpr("id", "cast(id as string) AS s", "id % 3 AS part",
                                      "named_struct('a', id, 'b', 'x') AS st", "map('k', id) AS m")
@@ -57,13 +85,6 @@ def _workload() -> None:
     (root / "j.jsonl").write_text('{"a": 1, "b": "x"}\n{"a": 2}\n')
     spark.read.text(str(root / "j.jsonl")).selectExpr("from_json(value, 'a INT, b STRING') AS v").collect()
     spark.sql(f"DESCRIBE DETAIL delta.`{table}`").collect()
-    gateway = SparkContext._gateway
-    spark.stop()
-    # The JVM writes the archive as it exits, after this process would have: end it here and wait, so
-    # that this process's exit means the archive is whole.
-    if gateway is not None and getattr(gateway, "proc", None) is not None:
-        gateway.proc.stdin.close()
-        gateway.proc.wait(timeout=300)
 
 
 if __name__ == "__main__":
