@@ -12,6 +12,7 @@ import zlib
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
+import numpy as np
 import pytest
 from delta.tables import DeltaTable
 from pyspark.sql import SparkSession
@@ -22,6 +23,7 @@ from skewless.core import names as N
 from skewless.core.config import Config, load
 from skewless.core.delta import read_delta
 from skewless.core.errors import ConfigError, InvariantError, UsageError
+from skewless.core.frames import served_between
 from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.core.refs import parse_ref
@@ -33,6 +35,7 @@ from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import split_of
 from skewless.datasets.versions import resolve, versions_table
 from skewless.devtools.generator import GenSpec, generate
+from skewless.drift import job as drift_run
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 from skewless.privacy import job as forget_run
@@ -57,6 +60,17 @@ def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Conf
     (quiet / "empty.jsonl").write_text("")
     labels_run.run(spark, wh, argparse.Namespace(date=None, through="2027-03-31", full=False))
     return wh
+
+
+@pytest.fixture(scope="module")
+def stratified(spark: SparkSession, built: Config) -> datetime:
+    """The next hour, logged with sampling that varies by key (grocery and fuel at 1%, the rest at
+    10%), compacted into `built`: sources moving on for the reproduce test, skewed logs for drift."""
+    later = START + timedelta(hours=1)
+    generate(GenSpec(landing=built.paths.landing, start=later, hours=1, rps=10, seed=9, hosts=2,
+                     low_risk_rate=0.01), progress=False)
+    compact_run.compact_hour(spark, built, later, Progress("test"), KEY)
+    return later
 
 
 def _dataset() -> DatasetConfig:
@@ -137,14 +151,50 @@ def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSessi
     assert sum(a[r["k"]] != r["s"] for r in other) > 100  # the seed is what reshuffles
 
 
+def test_drift_weights_undo_sampling_that_varies_by_key(spark: SparkSession, built: Config, stratified: datetime,
+                                                        capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """The version (hour 09, every request at 10%) against the next hour, where grocery and fuel were
+    logged at 1%: the job weighs the hour's rows by 1 / sample_rate as the version's are, and its PSI of
+    the merchant mix is the one computed here from weighted counts (small: the same traffic), while
+    the same counts unweighted would read as an alert."""
+    hour = f"{stratified:%Y-%m-%dT%H}"
+    args = argparse.Namespace(model="fraud", reference="fraud_daily@1", reference_hours=None, package=None,
+                              by=None, monitoring=None, report=str(tmp_path / "drift.html"),
+                              refresh_reference=False, current=drift_run.parse_slice(hour))
+    capsys.readouterr()
+    drift_run.run(spark, built, args)
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["reference"] == "fraud_daily@1" and "merchant_category" not in out["alert"] + out["warn"]
+    job_psi = spark.read.format("delta").load(table_path(built.paths.warehouse, N.DRIFT_METRICS)).where(
+        (F.col("check_id") == out["check_id"]) & (F.col("feature") == "merchant_category")
+        & (F.col("metric") == "psi") & (F.col("segment") == "all")).select("value").collect()
+
+    ref = load_version(spark, built.paths.warehouse, "fraud_daily@1").where("merchant_category IS NOT NULL")
+    ref_w = {r[0]: r[1] for r in ref.groupBy("merchant_category").agg(F.sum("weight")).collect()}
+    logs = spark.read.format("delta").load(table_path(built.paths.warehouse, N.FEATURE_LOGS))
+    cur = served_between(logs, "fraud", stratified, stratified + timedelta(hours=1)).select(
+        F.col("features.merchant_category").alias("c"), N.SAMPLE_RATE).where("c IS NOT NULL")
+    counts = cur.groupBy("c").agg(F.count("*"), F.sum(1 / F.col(N.SAMPLE_RATE))).collect()
+    assert {r[0] for r in cur.select(N.SAMPLE_RATE).distinct().collect()} == {0.1, 0.01}
+
+    def psi(r: dict[str, float], c: dict[str, float]) -> float:
+        cats = sorted(r)
+        assert set(c) == set(cats)
+        p = np.maximum(np.array([r[k] for k in cats]) / sum(r.values()), 1e-4)
+        q = np.maximum(np.array([c[k] for k in cats]) / sum(c.values()), 1e-4)
+        return float(np.sum((q - p) * np.log(q / p)))
+
+    weighted, unweighted = psi(ref_w, {r[0]: r[2] for r in counts}), psi(ref_w, {r[0]: r[1] for r in counts})
+    assert job_psi[0][0] == pytest.approx(weighted, rel=1e-9, abs=1e-12)
+    assert weighted < 0.05 < 0.2 < unweighted, (weighted, unweighted)
+
+
 def test_versions_reproduce_after_source_changes_stream_as_arrow_and_forget_reaches_them(
-        spark: SparkSession, built: Config, monkeypatch: pytest.MonkeyPatch) -> None:
+        spark: SparkSession, built: Config, stratified: datetime, monkeypatch: pytest.MonkeyPatch) -> None:
     v = resolve(versions_table(spark, built), "fraud_daily@latest")
     before = load_version(spark, built.paths.warehouse, f"fraud_daily@{v['version']}").localCheckpoint()
-    # Sources move on: a new hour of logs, a label correction, then OPTIMIZE and VACUUM of every source.
-    later = START + timedelta(hours=1)
-    generate(GenSpec(landing=built.paths.landing, start=later, hours=1, rps=0.5, seed=9, hosts=1), progress=False)
-    compact_run.compact_hour(spark, built, later, Progress("test"), KEY)
+    # Sources move on: a new hour of logs (`stratified`), a label correction, then OPTIMIZE and VACUUM
+    # of every source.
     target = before.select(N.REQUEST_ID, N.LABEL).orderBy(F.col(N.LABEL).desc(), N.REQUEST_ID).first()
     assert target is not None
     folder = Path(built.paths.landing, N.LABELS_DIR, "date=2027-03-30")  # a late file, observed in the window

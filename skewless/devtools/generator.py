@@ -26,9 +26,10 @@ import numpy as np
 
 from skewless.core.names import LABELS_DIR, FeatureType
 from skewless.serving.logformat import rfc3339
-from skewless.serving.logger import PredictionLogger
+from skewless.serving.logger import PredictionLogger, sample_fraction
 
 MERCHANT_CATEGORIES = ("grocery", "electronics", "travel", "fuel", "restaurants", "gaming", "fashion", "pharmacy")
+LOW_RISK_CATEGORIES = frozenset({"grocery", "fuel"})  # what `low_risk_rate` samples less
 COUNTRIES = ("US", "GB", "DE", "FR", "BR", "IN", "NG", "JP")
 DEVICE_TYPES = ("ios", "android", "web", "pos")
 PAYMENT_METHODS = ("card", "wallet", "bank_transfer")
@@ -61,6 +62,10 @@ class GenSpec:
     avro_from: datetime | None = None  # with log_format avro: the hour the hosts switch from v1 to v2
     codec: str = "deflate"
     cut_file: bool = True  # with quirks: one closed file of host 0 is cut short, as a crashed upload
+    # Sampling that varies by key: requests at low-risk merchants (LOW_RISK_CATEGORIES) are logged at
+    # this rate instead of sample_rate (None: every request at sample_rate). Each record carries its own
+    # rate, so a dataset's 1 / sample_rate weights undo the skew the sampling puts in the logs.
+    low_risk_rate: float | None = None
 
 
 @dataclass(frozen=True)
@@ -104,7 +109,10 @@ def _predictions(job: _HostJob, hour_idx: int, logger: PredictionLogger) -> Iter
     uid_l, off_l, fraud_l, ip_l = uid.tolist(), offsets[idx].tolist(), fraud.tolist(), rng.integers(1, 255, (n, 4))
     names = list(cols)
     rows = list(zip(*(cols[k] for k in names), strict=True))
+    rates = _rates(spec, [keys[i] for i in idx], cols["merchant_category"])
     for j in range(n):
+        if rates[j] is None:
+            continue
         feats = dict(zip(names, rows[j], strict=True))
         status = _apply_quirks(feats, quirk[j])
         if second_half:
@@ -126,10 +134,20 @@ def _predictions(job: _HostJob, hour_idx: int, logger: PredictionLogger) -> Iter
             "features": feats,
             "feature_status": status,
             "prediction": {"score": score[j], "decision": "review" if score[j] > 0.5 else "approve"},
-            "sample_rate": spec.sample_rate,
+            "sample_rate": rates[j],
             "context": {"region": REGIONS[u % 3], "host": f"pod-{job.host}"},
             "_fraud": fraud_l[j],
         }
+
+
+def _rates(spec: GenSpec, keys: list[str], categories: list[str]) -> list[float | None]:
+    """Each sampled request's logging rate, or None where its stratum's lower rate drops it: the key
+    is kept by the same hash test the logger applies, at the stratum's rate (<= sample_rate)."""
+    low = spec.low_risk_rate
+    if low is None:
+        return [spec.sample_rate] * len(keys)
+    return [spec.sample_rate if c not in LOW_RISK_CATEGORIES else (low if sample_fraction(k) < low else None)
+            for k, c in zip(keys, categories, strict=True)]
 
 
 def _draw_features(rng: np.random.Generator, n: int, users: dict[str, np.ndarray], hour: datetime,

@@ -18,6 +18,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="random seed: the same seed writes the same files")
     p.add_argument("--hosts", type=int, default=4, help="serving hosts, one logger and file stream each")
     p.add_argument("--sample-rate", type=float, default=0.1, help="logging sample rate in (0, 1]")
+    p.add_argument("--low-risk-rate", type=float, help="log grocery and fuel merchants' requests at this lower rate "
+                   "(sampling that varies by key; 0 < rate <= --sample-rate)")
     p.add_argument("--drift-from", help="hour from which device features drift, e.g. 2026-11-25T02")
     p.add_argument("--no-quirks", action="store_true", help="clean traffic: no retries, broken lines, late files")
     p.add_argument("--compress-level", type=int, default=1, help="gzip level 0-9 (0 writes plain .jsonl)")
@@ -38,12 +40,15 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         raise UsageError(str(exc)) from exc
     if args.hours < 1 or args.rps <= 0 or args.hosts < 1 or not 0 < args.sample_rate <= 1:
         raise UsageError("--hours and --hosts must be >= 1, --rps > 0, --sample-rate in (0, 1]")
+    if args.low_risk_rate is not None and not 0 < args.low_risk_rate <= args.sample_rate:
+        raise UsageError(f"--low-risk-rate must be in (0, --sample-rate {args.sample_rate}], got {args.low_risk_rate}")
     if not 0 <= args.compress_level <= 9:
         raise UsageError("--compress-level must be 0-9")
     spec = GenSpec(landing=cfg.paths.landing, start=start, hours=args.hours, rps=args.rps, seed=args.seed,
                    hosts=args.hosts, sample_rate=args.sample_rate, drift_from=drift,
                    compress_level=args.compress_level, quirks=not args.no_quirks, log_format=args.log_format,
-                   codec=args.codec, cut_file=not args.no_cut_file, avro_from=avro_from)
+                   codec=args.codec, cut_file=not args.no_cut_file, avro_from=avro_from,
+                   low_risk_rate=args.low_risk_rate)
     if avro_from is not None and args.log_format != "avro":
         raise UsageError("--avro-from needs --format avro")
     totals = generate(spec)
