@@ -77,6 +77,8 @@ def test_usage_error_exit_code(tmp_path: Path) -> None:
     wh = ["--warehouse", str(tmp_path / "wh")]
     cases = {
         "not an hour: 'yesterday'": ["--landing", str(tmp_path), "generate", "--start", "yesterday"],
+        "--low-risk-rate must be in (0, --sample-rate 0.1], got 0.5":
+            ["--landing", str(tmp_path / "gen"), "generate", "--start", "2026-11-25T00", "--low-risk-rate", "0.5"],
         "not a date: '25/11/2026'": [*wh, "compact", "--date", "25/11/2026"],
         "not an hour: '2026-13-45'": [*wh, "compact", "--hour", "2026-13-45"],
         "not a date: '2026-02-30'": [*wh, "labels", "--date", "2026-02-30"],
@@ -95,7 +97,7 @@ def test_usage_error_exit_code(tmp_path: Path) -> None:
     for (message, argv), out in zip(cases.items(), _run_all(*cases.values(), env=no_jvm), strict=True):
         assert out.returncode == 2, (argv, out.stderr)
         assert message in out.stderr, (argv, out.stderr)
-    assert not (tmp_path / "wh").exists()
+    assert not (tmp_path / "wh").exists() and not (tmp_path / "gen").exists()
 
 
 def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
