@@ -40,7 +40,7 @@ from skewless.ingest import job as compact_run
 from .conftest import KEY, ROOT
 
 START = datetime(2026, 11, 25, 0, tzinfo=UTC)
-SHIFT = START + timedelta(hours=3)  # hours 00-01 are the reference, 02 is before the shift, 03 after it
+SHIFT = START + timedelta(hours=2)  # hour 00 is the reference, 01 is before the shift, 02 after it
 
 
 # ---- the metrics against scipy, on rows that went through the Spark profile -------------------------
@@ -290,8 +290,8 @@ def test_webhook_retries_then_delivers_and_a_dead_one_never_raises(hook: tuple[s
 def shifted(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Config:
     root = tmp_path_factory.mktemp("drift")
     wh = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
-    generate(GenSpec(landing=wh.paths.landing, start=START, hours=4, rps=6, seed=7, drift_from=SHIFT), progress=False)
-    for h in range(4):
+    generate(GenSpec(landing=wh.paths.landing, start=START, hours=3, rps=6, seed=7, drift_from=SHIFT), progress=False)
+    for h in range(3):
         compact_run.compact_hour(spark, wh, START + timedelta(hours=h), Progress("test"), KEY)
     return wh
 
@@ -300,7 +300,7 @@ def _drift(spark: SparkSession, wh: Config, current: str, capsys: pytest.Capture
            **extra: Any) -> tuple[int, dict[str, Any]]:
     args = argparse.Namespace(model="fraud", reference=None, package=None, by=None, monitoring=None,
                               report=str(tmp / f"{current}.html"), refresh_reference=False,
-                              reference_hours=drift_run.parse_slice("2026-11-25T00..2026-11-25T01"),
+                              reference_hours=drift_run.parse_slice("2026-11-25T00"),
                               current=drift_run.parse_slice(current))
     vars(args).update(extra)
     capsys.readouterr()
@@ -311,10 +311,10 @@ def _drift(spark: SparkSession, wh: Config, current: str, capsys: pytest.Capture
 
 def test_the_shift_alerts_on_device_features_only_and_the_hour_before_is_ok(
         spark: SparkSession, shifted: Config, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    code, before = _drift(spark, shifted, "2026-11-25T02", capsys, tmp_path)
+    code, before = _drift(spark, shifted, "2026-11-25T01", capsys, tmp_path)
     assert code == 0 and before["status"] == "ok", before
     assert before["ok"] == before["features"] == 19  # hour_of_day is excluded: a clock
-    code, after = _drift(spark, shifted, "2026-11-25T03", capsys, tmp_path, by="model.version")
+    code, after = _drift(spark, shifted, "2026-11-25T02", capsys, tmp_path, by="model.version")
     assert code == 1 and after["status"] == "alert"
     assert after["alert"] == ["device_fingerprint_score", "device_type"] and after["warn"] == []
     assert set(after["alerting"]["all"]["device_type"]) >= {"js", "psi"}
@@ -327,7 +327,7 @@ def test_the_shift_alerts_on_device_features_only_and_the_hour_before_is_ok(
     hist = read_table(spark, shifted.paths.warehouse, "drift_metrics")
     per_check = {r["current_slice"]: r["n"] for r in hist.groupBy("current_slice").agg(F.countDistinct(
         "segment", "feature").alias("n")).collect()}
-    assert per_check == {"2026-11-25T02": 19, "2026-11-25T03": 57}
+    assert per_check == {"2026-11-25T01": 19, "2026-11-25T02": 57}
     dom = subprocess.run(["/usr/bin/chromium", "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                           "--disable-background-networking", "--disable-component-update", "--disable-sync",
                           f"--user-data-dir={tmp_path / 'chrome'}", "--dump-dom",
@@ -338,15 +338,15 @@ def test_the_shift_alerts_on_device_features_only_and_the_hour_before_is_ok(
 
 def test_a_rerun_replaces_its_check_and_thin_data_is_not_an_alarm(
         spark: SparkSession, shifted: Config, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    _drift(spark, shifted, "2026-11-25T02", capsys, tmp_path)
+    _drift(spark, shifted, "2026-11-25T01", capsys, tmp_path)
     path = shifted.paths.warehouse + "/drift_metrics"
-    before = spark.read.format("delta").load(path).where("current_slice = '2026-11-25T02'")
+    before = spark.read.format("delta").load(path).where("current_slice = '2026-11-25T01'")
     first = sorted((r.segment, r.feature, r.metric, r.value) for r in before.collect())
-    _drift(spark, shifted, "2026-11-25T02", capsys, tmp_path)
-    again = spark.read.format("delta").load(path).where("current_slice = '2026-11-25T02'")
+    _drift(spark, shifted, "2026-11-25T01", capsys, tmp_path)
+    again = spark.read.format("delta").load(path).where("current_slice = '2026-11-25T01'")
     assert sorted((r.segment, r.feature, r.metric, r.value) for r in again.collect()) == first
     assert again.select("run_id").distinct().count() == 1  # one run's rows, not two
     thin = tmp_path / "thin.yaml"
     thin.write_text((ROOT / "conf" / "monitoring.yaml").read_text().replace("min_rows: 500", "min_rows: 100000"))
-    code, out = _drift(spark, shifted, "2026-11-25T03", capsys, tmp_path, monitoring=str(thin))
+    code, out = _drift(spark, shifted, "2026-11-25T02", capsys, tmp_path, monitoring=str(thin))
     assert code == 0 and out["insufficient_data"] and not out["alert"]
