@@ -43,7 +43,11 @@ def _night(spark: SparkSession, cfg: Config, day: str = DAY, **kw: Any) -> tuple
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         code = nightly.run(spark, cfg, args)
-    return code, json.loads(out.getvalue().strip().splitlines()[-1])
+    lines = out.getvalue().strip().splitlines()
+    assert len(lines) == 1, lines  # stdout is the summary alone; the JVM's console lines (VACUUM's
+    jvm = spark.sparkContext._jvm  # "Deleted N files ...") are sent to stderr when the session starts
+    assert jvm is not None and jvm.java.lang.System.out.equals(jvm.java.lang.System.err)
+    return code, json.loads(lines[0])
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,11 @@ def build_session(settings: SparkSettings, *, verbose: bool = False) -> SparkSes
     spark = builder.getOrCreate()
     # Under spark-submit the JVM (and its log4j configuration) came from the submit line.
     spark.sparkContext.setLogLevel("INFO" if verbose else "ERROR")
+    # The JVM's own console lines (Delta's VACUUM prints "Deleted N files ...") go to stderr: a job's
+    # stdout is its JSON summary alone, for whoever parses it.
+    jvm = spark.sparkContext._jvm
+    assert jvm is not None
+    jvm.java.lang.System.setOut(jvm.java.lang.System.err)
     return spark
 
 
