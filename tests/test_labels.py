@@ -261,10 +261,13 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
 def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_still_land(
         spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
-    for hour, rid in ((datetime(2026, 6, 1, 10), "o3"), (datetime(2026, 9, 1, 10), "o1"), (HOUR, "p1")):
-        write_hour(landing, hour, "pod-0", [record(rid, logged_at=f"{hour:%Y-%m-%dT%H}:05:00Z")]
-                   + ([record("o2", logged_at="2026-09-01T10:06:00Z")] if rid == "o1" else []))
-        compact_run.compact_hour(spark, warehouse, hour, Progress("test"), KEY)
+    # Served on three dates, uploaded in one hour: a lateness tolerance that admits them (the labels
+    # below only see event dates; one compaction instead of three).
+    write_hour(landing, HOUR, "pod-0", [record("o3", logged_at="2026-06-01T10:05:00Z"),
+                                        record("o1", logged_at="2026-09-01T10:05:00Z"),
+                                        record("o2", logged_at="2026-09-01T10:06:00Z"), record("p1")])
+    late = dataclasses.replace(warehouse.compaction, late_tolerance_hours=24 * 200)
+    compact_run.compact_hour(spark, dataclasses.replace(warehouse, compaction=late), HOUR, Progress("test"), KEY)
     _write_labels(landing, "2026-11-30", [])
     _write_labels(landing, "2026-12-01", [
         {"request_id": "o3", "label": 1, "observed_at": "2026-11-20T09:00:00Z"},  # 172 days on: too late
