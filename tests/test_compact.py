@@ -3,6 +3,7 @@ schema evolution. Tables live under tmp_path."""
 
 from __future__ import annotations
 
+import dataclasses
 import gzip
 import json
 from datetime import timedelta
@@ -81,13 +82,22 @@ def test_dedup_late_records_quarantine_and_bad_files(spark: SparkSession, wareho
 
 
 def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession, warehouse: Config) -> None:
+    # OPTIMIZE at two files per event hour: the late c1 makes event hour 13's second file, so the rerun
+    # below replaces hour 13's rows inside a file that also holds another landing hour's.
+    optimize = dataclasses.replace(warehouse.compaction.optimize, min_files=2)
+    warehouse = dataclasses.replace(warehouse, compaction=dataclasses.replace(warehouse.compaction, optimize=optimize))
     landing = warehouse.paths.landing
     nxt = HOUR + timedelta(hours=1)
     write_hour(landing, HOUR, "pod-0", [record("a1"), record("a2"), "not json"])
-    write_hour(landing, nxt, "pod-0", [record("a2"), record("b1", logged_at="2026-11-25T14:05:00Z")])
+    write_hour(landing, nxt, "pod-0", [record("a2"), record("b1", logged_at="2026-11-25T14:05:00Z"),
+                                       record("c1", logged_at="2026-11-25T13:50:00Z")])
     first = _compact(spark, warehouse)
+    assert first["optimized_hours"] == []  # one file in event hour 13
     second = _compact(spark, warehouse, nxt)
-    assert (second["loaded"], second["duplicates_existing"]) == (1, 1)  # a2 was loaded by hour 13
+    assert (second["loaded"], second["duplicates_existing"]) == (2, 1)  # a2 was loaded by hour 13
+    assert second["optimized_hours"] == ["2026-11-25T13"]  # two files there now: compacted into one
+    hour13 = _table(spark, warehouse, N.FEATURE_LOGS).where(f"{N.EVENT_HOUR} = 13")
+    assert len(hour13.inputFiles()) == 1 and hour13.count() == 3
     # Collected: a cached read of a Delta path would be served again for the rerun's read.
     snapshot = [frozen(spark, _table(spark, warehouse, t).drop(*RUN_COLUMNS))
                 for t in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE)]

@@ -100,6 +100,13 @@ def commit_of(spark: SparkSession, path: str, run_id: str) -> dict[str, Any]:
             "metrics": dict(rows[0]["operationMetrics"] or {})}
 
 
+def rows_added(metrics: dict[str, Any]) -> int:
+    """The rows a commit wrote of its own. Delta's numOutputRows also counts the rows a replaceWhere
+    copied out of a file it rewrote (a file that also held rows outside the predicate, as after an
+    OPTIMIZE merged two landing hours' files): those are numCopiedRows."""
+    return int(metrics.get("numOutputRows", 0)) - int(metrics.get("numCopiedRows", 0))
+
+
 def current_version(spark: SparkSession, path: str) -> int | None:
     """The table's latest version, None before its first commit: pin reads to it."""
     return last_commit(spark, path)["version"] if is_table(spark, path) else None

@@ -23,7 +23,14 @@ from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key, file_rows, unread_files
 from skewless.core.argtypes import checked
 from skewless.core.config import Config
-from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows
+from skewless.core.delta import (
+    current_version,
+    is_table,
+    others_added_rows,
+    read_delta,
+    replace_rows,
+    rows_added,
+)
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
 from skewless.core.names import FeatureType
 from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
@@ -259,7 +266,7 @@ def _write(spark: SparkSession, cfg: Config, run: HourRun, rows: DataFrame, loca
         raise _Raced(f"feature_logs v{raced} committed by another run since v{run.pinned}, which dedup read")
     # Rows counted where written: Delta's own metrics of this run's commit (an Observation can wait
     # forever when its first execution failed and a retry ran it again).
-    dedup = {"loaded": int(fl_commit["metrics"].get("numOutputRows", 0)), N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
+    dedup = {"loaded": rows_added(fl_commit["metrics"]), N.DUP_IN_RUN: dup_counts.get(N.DUP_IN_RUN, 0),
              N.DUP_EXISTING: dup_counts.get(N.DUP_EXISTING, 0)}
     progress.step(f"hour {run.label}: feature_logs v{fl_commit['version']} written")
     lines = to_quarantine(explain_unparsed(located), run.run_id, run.started)
@@ -269,7 +276,7 @@ def _write(spark: SparkSession, cfg: Config, run: HourRun, rows: DataFrame, loca
         N.QUARANTINE_PARTITIONS,
         f"{N.LANDING_DATE} = DATE'{run.hour.date()}' AND {N.LANDING_HOUR} = {_ts(run.hour)}",
         QUARANTINE_PROPERTIES, policy, run.run_id)
-    dedup["quarantined_written"] = int(q_commit["metrics"].get("numOutputRows", 0)) - len(unreadable)
+    dedup["quarantined_written"] = rows_added(q_commit["metrics"]) - len(unreadable)
     progress.step(f"hour {run.label}: quarantine v{q_commit['version']} written")
     return dedup, (fl_commit["version"], q_commit["version"])
 
@@ -322,6 +329,11 @@ def _optimize(spark: SparkSession, cfg: Config, path: str, event_hours: list[dat
     policy = cfg.compaction.optimize
     done: list[str] = []
     if not policy.enabled or not is_table(spark, path):
+        return done
+    # The table's file count is in its snapshot (no job); listing an hour's files runs one. A table
+    # with fewer files than the threshold has no hour that reaches it.
+    detail = DeltaTable.forPath(spark, path).detail().select("numFiles").first()
+    if detail is not None and int(detail[0]) < policy.min_files:
         return done
     for h in event_hours:
         pred = f"{N.EVENT_DATE} = DATE'{h.date()}' AND {N.EVENT_HOUR} = {h.hour}"

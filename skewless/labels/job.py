@@ -22,6 +22,7 @@ from skewless.core.delta import (
     read_delta,
     read_table,
     replace_rows,
+    rows_added,
 )
 from skewless.core.errors import InvariantError, UsageError
 from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, table_path
@@ -128,7 +129,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
                               (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id)
         # Loaded: counted where written (Delta's metrics of this run's commit); the rest of the
         # loadable events were repeats.
-        loaded = int(commit["metrics"].get("numOutputRows", 0))
+        loaded = rows_added(commit["metrics"])
         metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded}
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
