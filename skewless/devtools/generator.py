@@ -7,7 +7,8 @@ a simulated clock, so a seed always gives the same files). The quirks of real se
 timeouts (null + status), stale and default values, upstream errors, client retries (identical or
 not), a few malformed or contract-breaking lines, a file flushed late into the next hour's folder,
 clock skew between hosts, a feature that appears mid-way, a new model version, and labels that
-arrive days later (some never, some corrected, some for unknown requests).
+arrive days later (some never, some corrected, some for unknown requests). Optionally
+(`low_risk_rate`), a sample rate that varies by key, recorded on each record as the logger does.
 """
 
 from __future__ import annotations
