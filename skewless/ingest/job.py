@@ -23,14 +23,7 @@ from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key, file_rows, unread_files
 from skewless.core.argtypes import checked
 from skewless.core.config import Config
-from skewless.core.delta import (
-    current_version,
-    is_table,
-    others_added_rows,
-    read_delta,
-    replace_rows,
-    rows_added,
-)
+from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows, rows_added
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
 from skewless.core.names import FeatureType
 from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
