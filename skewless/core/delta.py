@@ -17,10 +17,10 @@ from typing import Any, TypeVar
 
 from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
-from pyspark.sql import functions as F
 from pyspark.sql.types import StructType
 
 from skewless.core.access import POLICY_PROPERTY, tagged
+from skewless.core.deltalog import Commit, checksum, commit_at, latest_version
 from skewless.core.errors import ConcurrentCommitError, TableNotFoundError
 from skewless.core.paths import table_path
 from skewless.core.policy import PrivacyPolicy
@@ -79,8 +79,16 @@ def read_table(spark: SparkSession, warehouse: str, name: str, *, version: int |
     return read_delta(spark, path, version=version)
 
 
+def _as_dict(commit: Commit) -> dict[str, Any]:
+    return {"version": commit.version, "operation": commit.operation, "metrics": dict(commit.metrics)}
+
+
 def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
-    """Version, operation and metrics of a table's latest commit (one log entry, not data)."""
+    """Version, operation and metrics of a table's latest commit (read from its log, no Spark job)."""
+    version = latest_version(spark, path)
+    commit = commit_at(spark, path, version) if version is not None else None
+    if commit is not None:
+        return _as_dict(commit)
     row = DeltaTable.forPath(spark, path).history(1).select("version", "operation", "operationMetrics").first()
     assert row is not None
     return {"version": int(row["version"]), "operation": row["operation"],
@@ -89,15 +97,15 @@ def last_commit(spark: SparkSession, path: str) -> dict[str, Any]:
 
 def commit_of(spark: SparkSession, path: str, run_id: str) -> dict[str, Any]:
     """Version and metrics of the commit `run_id` made (its userMetadata names it), not the latest
-    commit, which a concurrent writer may have made since. Delta makes no commit for a write that
-    changes nothing (an empty replace of nothing): then no rows were written, and the metrics say 0;
-    a job's reconciliation catches any other case."""
-    rows = (DeltaTable.forPath(spark, path).history(50).where(F.col("userMetadata").contains(f'"{run_id}"'))
-            .select("version", "operation", "operationMetrics").orderBy(F.desc("version")).limit(1).collect())
-    if not rows:
-        return {"version": last_commit(spark, path)["version"], "operation": None, "metrics": {"numOutputRows": "0"}}
-    return {"version": int(rows[0]["version"]), "operation": rows[0]["operation"],
-            "metrics": dict(rows[0]["operationMetrics"] or {})}
+    commit, which a concurrent writer may have made since; looked for among the last 50. Delta makes
+    no commit for a write that changes nothing (an empty replace of nothing): then no rows were
+    written, and the metrics say 0; a job's reconciliation catches any other case."""
+    latest = latest_version(spark, path)
+    for version in range(latest if latest is not None else -1, max((latest or 0) - 50, -1), -1):
+        commit = commit_at(spark, path, version)
+        if commit is not None and f'"{run_id}"' in (commit.user_metadata or ""):
+            return _as_dict(commit)
+    return {"version": latest, "operation": None, "metrics": {"numOutputRows": "0"}}
 
 
 def rows_added(metrics: dict[str, Any]) -> int:
@@ -109,7 +117,7 @@ def rows_added(metrics: dict[str, Any]) -> int:
 
 def current_version(spark: SparkSession, path: str) -> int | None:
     """The table's latest version, None before its first commit: pin reads to it."""
-    return last_commit(spark, path)["version"] if is_table(spark, path) else None
+    return latest_version(spark, path)
 
 
 _ADDS_ROWS = ("WRITE", "MERGE", "CREATE OR REPLACE TABLE AS SELECT", "CREATE TABLE AS SELECT", "STREAMING UPDATE",
@@ -117,13 +125,16 @@ _ADDS_ROWS = ("WRITE", "MERGE", "CREATE OR REPLACE TABLE AS SELECT", "CREATE TAB
 
 
 def others_added_rows(spark: SparkSession, path: str, since: int | None, mine: str) -> list[int]:
-    """Versions after `since` that another writer committed and that may add rows (not ours: our
-    commits carry `mine` in their userMetadata). A job that read the table at `since` to decide what
-    to write (dedup) must decide again when this is not empty."""
-    history = DeltaTable.forPath(spark, path).history(100).select("version", "operation", "userMetadata").collect()
-    return sorted(int(r["version"]) for r in history
-                  if (since is None or r["version"] > since) and r["operation"] in _ADDS_ROWS
-                  and mine not in (r["userMetadata"] or ""))
+    """Versions after `since` (of the last 100) that another writer committed and that may add rows
+    (not ours: our commits carry `mine` in their userMetadata). A job that read the table at `since` to
+    decide what to write (dedup) must decide again when this is not empty."""
+    latest = latest_version(spark, path)
+    if latest is None:
+        return []
+    first = max(since + 1 if since is not None else 0, latest - 99)
+    commits = [commit_at(spark, path, v) for v in range(first, latest + 1)]
+    return [c.version for c in commits
+            if c is not None and c.operation in _ADDS_ROWS and mine not in (c.user_metadata or "")]
 
 
 def commit_metrics(spark: SparkSession, path: str, action: Callable[[], object]) -> dict[str, str]:
@@ -136,10 +147,27 @@ def commit_metrics(spark: SparkSession, path: str, action: Callable[[], object])
     return dict(after["metrics"]) if after["version"] != before else {}
 
 
+def _latest_checksum(spark: SparkSession, path: str) -> dict[str, Any] | None:
+    version = latest_version(spark, path)
+    return checksum(spark, path, version) if version is not None else None
+
+
 def table_properties(spark: SparkSession, path: str) -> dict[str, str]:
     """The Delta table's properties (e.g. delta.enableChangeDataFeed)."""
+    crc = _latest_checksum(spark, path)
+    if crc is not None and isinstance(crc.get("metadata"), dict):
+        return dict(crc["metadata"].get("configuration") or {})
     detail = DeltaTable.forPath(spark, path).detail().select("properties").first()
     return {} if detail is None else dict(detail[0] or {})
+
+
+def file_count(spark: SparkSession, path: str) -> int:
+    """The number of data files in the table's latest version."""
+    crc = _latest_checksum(spark, path)
+    if crc is not None and "numFiles" in crc:
+        return int(crc["numFiles"])
+    detail = DeltaTable.forPath(spark, path).detail().select("numFiles").first()
+    return 0 if detail is None else int(detail[0])
 
 
 def table_property(spark: SparkSession, path: str, key: str) -> str | None:

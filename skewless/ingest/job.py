@@ -23,7 +23,15 @@ from skewless.core import names as N
 from skewless.core.accounting import UnreadFile, file_key, file_rows, unread_files
 from skewless.core.argtypes import checked
 from skewless.core.config import Config
-from skewless.core.delta import current_version, is_table, others_added_rows, read_delta, replace_rows, rows_added
+from skewless.core.delta import (
+    current_version,
+    file_count,
+    is_table,
+    others_added_rows,
+    read_delta,
+    replace_rows,
+    rows_added,
+)
 from skewless.core.errors import ConcurrentCommitError, ConfigError, InvariantError, UsageError
 from skewless.core.names import FeatureType
 from skewless.core.paths import AVRO_SUFFIX, LANDING_SUFFIXES, predictions_date, predictions_hour, table_path
@@ -309,6 +317,8 @@ def _existing_ids(spark: SparkSession, cfg: Config, run: HourRun, event_hours: l
     """Request ids already loaded by other landing hours near this run's event hours."""
     path, hour = run.fl_path, run.hour
     if not event_hours or run.pinned is None:
+        # Not `local_frame`: an empty local relation lets the optimizer fold the dedup join into
+        # projections of nulls whose constraint inference grew the heap until it ran out (measured).
         return spark.createDataFrame([], T.StructType([T.StructField(N.REQUEST_ID, T.StringType())]))
     pad = timedelta(hours=cfg.compaction.dedup_lookback_hours)
     lo, hi = (min(event_hours) - pad).date(), (max(event_hours) + pad).date()
@@ -323,10 +333,9 @@ def _optimize(spark: SparkSession, cfg: Config, path: str, event_hours: list[dat
     done: list[str] = []
     if not policy.enabled or not is_table(spark, path):
         return done
-    # The table's file count comes from its snapshot, cheaper than listing each hour's files. A table
-    # with fewer files than the threshold has no hour that reaches it.
-    detail = DeltaTable.forPath(spark, path).detail().select("numFiles").first()
-    if detail is not None and int(detail[0]) < policy.min_files:
+    # The table's file count comes from its log's checksum, far cheaper than listing each hour's files.
+    # A table with fewer files than the threshold has no hour that reaches it.
+    if file_count(spark, path) < policy.min_files:
         return done
     for h in event_hours:
         pred = f"{N.EVENT_DATE} = DATE'{h.date()}' AND {N.EVENT_HOUR} = {h.hour}"
