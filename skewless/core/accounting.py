@@ -22,6 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import types as T
 
 from skewless.core import names as N
+from skewless.core.localframe import local_frame
 from skewless.core.storage import LandingFile, gzip_isize, hadoop_fs
 
 _CHUNK = 1 << 20
@@ -106,4 +107,4 @@ FILE_ROW_SCHEMA = T.StructType([
 
 def file_rows(spark: SparkSession, unread: list[UnreadFile]) -> DataFrame:
     """One row per unread file: (source_file, reason `unreadable_file`, detail)."""
-    return spark.createDataFrame([(f.path, N.UNREADABLE_FILE, f.detail) for f in unread], FILE_ROW_SCHEMA)
+    return local_frame(spark, [(f.path, N.UNREADABLE_FILE, f.detail) for f in unread], FILE_ROW_SCHEMA)

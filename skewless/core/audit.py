@@ -12,6 +12,7 @@ from pyspark.sql import types as T
 from skewless.core import names as N
 from skewless.core.access import tag_schema
 from skewless.core.delta import retry_conflicts
+from skewless.core.localframe import local_frame
 from skewless.core.storage import LandingFile
 
 AUDIT_SCHEMA = T.StructType([
@@ -90,6 +91,6 @@ def append(spark: SparkSession, path: str, record: Mapping[str, Any]) -> None:
     the start time as version, a run that started earlier but committed later lost its row.)"""
     row = [tuple(record.get(f.name) for f in AUDIT_SCHEMA.fields)]
     retry_conflicts(lambda: (
-        spark.createDataFrame(row, TAGGED_SCHEMA).coalesce(1).write.format("delta").mode("append")
+        local_frame(spark, row, TAGGED_SCHEMA).coalesce(1).write.format("delta").mode("append")
         .option("txnAppId", f"{record['job']}:{record[N.RUN_ID]}").option("txnVersion", 1)
         .option("mergeSchema", "true").save(path)), f"audit row of {record[N.RUN_ID]}")

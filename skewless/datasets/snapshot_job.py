@@ -24,6 +24,7 @@ from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import is_table, last_commit, read_delta, session_conf
 from skewless.core.errors import UsageError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import join, local_path, snapshot_path, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import delete_path, write_text
@@ -83,7 +84,7 @@ def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -
     # An older as-of: labels as they were known then, from the label history.
     logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=pinned.feature_logs)
     labels = read_delta(spark, table_path(cfg.paths.warehouse, N.LABELS), version=lineage[N.LABELS])
-    policies = spark.createDataFrame(policy_rows(cfg.models), POLICY_SCHEMA)
+    policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
     examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, cutoff)
     return with_features(examples, logs), lineage, cutoff
 

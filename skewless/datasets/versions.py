@@ -15,6 +15,7 @@ from skewless.core.access import tag_schema
 from skewless.core.config import Config
 from skewless.core.delta import conflict_name, ensure_table, is_table, read_delta, retry_conflicts
 from skewless.core.errors import VersionTakenError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import table_path
 from skewless.core.refs import Ref, choose_version, parse_ref
 
@@ -47,7 +48,7 @@ TAGGED = tag_schema(VERSIONS_SCHEMA, {f.name: "internal" for f in VERSIONS_SCHEM
 def versions_table(spark: SparkSession, cfg: Config) -> DataFrame:
     path = table_path(cfg.paths.warehouse, N.DATASET_VERSIONS)
     if not is_table(spark, path):
-        return spark.createDataFrame([], VERSIONS_SCHEMA)
+        return local_frame(spark, [], VERSIONS_SCHEMA)
     return read_delta(spark, path)
 
 
@@ -97,7 +98,7 @@ def reserve_version(spark: SparkSession, cfg: Config, name: str, *, attempts: in
 def record_version(spark: SparkSession, cfg: Config, record: dict[str, Any]) -> None:
     """Append the version's row; txnAppId/txnVersion make a retried append of the same version a no-op."""
     path = table_path(cfg.paths.warehouse, N.DATASET_VERSIONS)
-    df = spark.createDataFrame([tuple(record[f.name] for f in TAGGED.fields)], TAGGED)
+    df = local_frame(spark, [tuple(record[f.name] for f in TAGGED.fields)], TAGGED)
 
     def commit() -> None:
         ensure_table(spark, path, TAGGED, (), {})

@@ -17,6 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from skewless.core.delta import is_table, read_delta, replace_rows
+from skewless.core.localframe import local_frame
 from skewless.core.policy import PrivacyPolicy
 
 # n: rows; w: their weights' sum (= n unweighted; key -2: squared weights). Delta: no NOT NULL in arrays.
@@ -73,7 +74,7 @@ def cached_reference(spark: SparkSession, path: str, ref_key: str) -> list[dict[
 
 def save_reference(spark: SparkSession, path: str, rows: list[dict[str, Any]], policy: PrivacyPolicy) -> None:
     """One commit: the reference's rows replace any earlier computation under the same key."""
-    df = spark.createDataFrame([tuple(r[f.name] for f in REFERENCE_SCHEMA.fields) for r in rows], REFERENCE_SCHEMA)
+    df = local_frame(spark, [tuple(r[f.name] for f in REFERENCE_SCHEMA.fields) for r in rows], REFERENCE_SCHEMA)
     key = rows[0]["ref_key"]
     _check_hex(key)
     replace_rows(df.coalesce(1), path, (), f"ref_key = '{key}'", {}, policy, f"drift_ref:{key}")
@@ -82,7 +83,7 @@ def save_reference(spark: SparkSession, path: str, rows: list[dict[str, Any]], p
 def save_metrics(spark: SparkSession, path: str, rows: list[dict[str, Any]], check_id: str,
                  policy: PrivacyPolicy, run_id: str) -> None:
     """One commit: this check's rows replace any earlier run of the same check."""
-    df = spark.createDataFrame([tuple(r.get(f.name) for f in METRICS_SCHEMA.fields) for r in rows], METRICS_SCHEMA)
+    df = local_frame(spark, [tuple(r.get(f.name) for f in METRICS_SCHEMA.fields) for r in rows], METRICS_SCHEMA)
     _check_hex(check_id)
     replace_rows(df.coalesce(1), path, (), f"check_id = '{check_id}'", {}, policy, run_id)
 

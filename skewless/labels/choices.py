@@ -37,6 +37,7 @@ from skewless.core.delta import (
     retry_conflicts,
     session_conf,
 )
+from skewless.core.localframe import local_frame
 from skewless.core.paths import table_path
 from skewless.core.progress import Progress
 from skewless.labels.sync import (
@@ -118,7 +119,7 @@ def _named(reachable: DataFrame | None, run_labels: DataFrame, served: DataFrame
 
 
 def _policies(spark: SparkSession, state: SyncState) -> DataFrame:
-    return spark.createDataFrame(list(state.rules), POLICY_SCHEMA)
+    return local_frame(spark, list(state.rules), POLICY_SCHEMA)
 
 
 def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, progress: Progress) -> dict[str, int]:

@@ -25,6 +25,7 @@ from skewless.core.delta import (
     rows_added,
 )
 from skewless.core.errors import InvariantError, UsageError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import list_files, list_subfolders, read_landing_text
@@ -155,6 +156,6 @@ def examples_as_of(spark: SparkSession, cfg: Config, as_of: datetime) -> DataFra
     history is kept, so this gives the same rows later, after corrections and late labels arrive)."""
     logs = read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS)
     labels = read_table(spark, cfg.paths.warehouse, N.LABELS)
-    policies = spark.createDataFrame(policy_rows(cfg.models), POLICY_SCHEMA)
+    policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
     examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
     return with_features(examples, logs)

@@ -17,6 +17,7 @@ from datetime import datetime
 
 from pyspark.sql import Column, DataFrame, Window
 from pyspark.sql import functions as F
+from pyspark.sql import types as T
 
 from skewless.core import names as N
 from skewless.core.config import LabelPolicy, ModelConfig
@@ -35,7 +36,10 @@ EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE
 # label_choices: only requests with a label in their window, the label their policy picks; the
 # rest of labeled_examples is derived at read time (examples_from_choices).
 CHOICE_COLUMNS = (N.REQUEST_ID, N.EVENT_DATE, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE)
-POLICY_SCHEMA = "model_name string, window_days int, unlabeled string, conflict string"
+POLICY_SCHEMA = T.StructType([
+    T.StructField("model_name", T.StringType()), T.StructField("window_days", T.IntegerType()),
+    T.StructField("unlabeled", T.StringType()), T.StructField("conflict", T.StringType()),
+])
 
 
 LABEL_FIELDS = (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE)

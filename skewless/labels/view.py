@@ -17,6 +17,7 @@ from skewless.core.access import tagged
 from skewless.core.config import Config
 from skewless.core.delta import is_table, last_commit, read_delta
 from skewless.core.errors import TableNotFoundError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import table_path
 from skewless.labels.sync import SyncState, last_state
 from skewless.labels.transforms import EXAMPLE_COLUMNS, POLICY_SCHEMA, examples_from_choices
@@ -58,7 +59,7 @@ def labeled_examples(spark: SparkSession, cfg: Config, pinned: Pinned | None = N
     p = pinned or pin(spark, cfg)
     logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=p.feature_logs)
     choices = read_delta(spark, table_path(cfg.paths.warehouse, N.LABEL_CHOICES), version=p.label_choices)
-    policies = spark.createDataFrame(list(p.state.rules), POLICY_SCHEMA)
+    policies = local_frame(spark, list(p.state.rules), POLICY_SCHEMA)
     rows = examples_from_choices(logs, choices, policies, p.state.as_of, features=features)
     if features:
         return rows

@@ -25,6 +25,7 @@ from pyspark.sql import types as T
 from skewless.core import names as N
 from skewless.core.delta import ensure_table, read_delta, retry_conflicts
 from skewless.core.errors import LeaseHeldError, LeaseLostError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import table_path
 
 LEASE_NAME = "nightly"
@@ -126,7 +127,7 @@ class Lease:
         row = [(LEASE_NAME, self.token, self.holder, self.host, self.pid, now, now + ttl)]
 
         def merge() -> None:
-            source = self.spark.createDataFrame(row, SCHEMA)
+            source = local_frame(self.spark, row, SCHEMA)
             m = (DeltaTable.forPath(self.spark, self.path).alias("t")
                  .merge(source.alias("s"), "t.name = s.name").whenMatchedUpdateAll(condition=condition))
             (m.whenNotMatchedInsertAll() if insert else m).execute()

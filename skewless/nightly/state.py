@@ -21,6 +21,7 @@ from pyspark.sql.window import Window
 from skewless.core import names as N
 from skewless.core.access import tag_schema
 from skewless.core.delta import is_table, read_delta, retry_conflicts
+from skewless.core.localframe import local_frame
 from skewless.core.paths import table_path
 from skewless.nightly.plan import STEPS, StepResult
 
@@ -57,7 +58,7 @@ _RUN_TAGGED = tag_schema(RUN_SCHEMA, {f.name: "internal" for f in RUN_SCHEMA.fie
 
 def _append(spark: SparkSession, path: str, schema: T.StructType, row: tuple[Any, ...], app: str, version: int) -> None:
     retry_conflicts(lambda: (
-        spark.createDataFrame([row], schema).coalesce(1).write.format("delta").mode("append")
+        local_frame(spark, [row], schema).coalesce(1).write.format("delta").mode("append")
         .option("txnAppId", app).option("txnVersion", version).option("mergeSchema", "true").save(path)),
         f"{app} row {version}")
 

@@ -39,6 +39,7 @@ from skewless.core.delta import (
     table_property,
 )
 from skewless.core.errors import UsageError
+from skewless.core.localframe import local_frame
 from skewless.core.paths import SNAPSHOTS_DIR, snapshots_root, table_path
 from skewless.core.policy import resolve_key
 from skewless.core.progress import Progress, summary
@@ -176,7 +177,7 @@ def make_physical(spark: SparkSession, path: str, retain_hours: int, *, reorg: b
 
 def _log_request(spark: SparkSession, path: str, record: dict[str, Any]) -> None:
     schema = tag_schema(REQUESTS_SCHEMA, {f.name: "restricted" for f in REQUESTS_SCHEMA.fields})
-    df = spark.createDataFrame([tuple(record[f.name] for f in schema.fields)], schema)
+    df = local_frame(spark, [tuple(record[f.name] for f in schema.fields)], schema)
     ensure_table(spark, path, df.schema, (), {})
     df.coalesce(1).write.format("delta").mode("append").save(path)
 

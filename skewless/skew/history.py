@@ -14,6 +14,7 @@ from pyspark.sql import types as T
 
 from skewless.core.access import tag_schema
 from skewless.core.delta import retry_conflicts
+from skewless.core.localframe import local_frame
 
 SCHEMA = T.StructType([
     T.StructField("run_id", T.StringType(), False),
@@ -54,7 +55,7 @@ def _num(x: Any) -> float | None:
 
 
 def append(spark: SparkSession, path: str, report: dict[str, Any]) -> None:
-    df = spark.createDataFrame([row_of(report)], TAGGED)
+    df = local_frame(spark, [row_of(report)], TAGGED)
     retry_conflicts(lambda: df.coalesce(1).write.format("delta").mode("append")
                     .option("txnAppId", f"skew_test:{report['run_id']}").option("txnVersion", 1).save(path),
                     f"skew_tests row of {report['run_id']}")
