@@ -48,6 +48,10 @@ def base_conf(settings: SparkSettings) -> dict[str, str]:
         "spark.sql.sources.partitionOverwriteMode": "static",
         # Delta replays its log with this many tasks (default 50): match the machine, not a cluster.
         "spark.databricks.delta.snapshotPartitions": str(settings.shuffle_partitions),
+        # Constraint inference is exponential in wide plans with many aliases (the feature columns): a
+        # compaction's write, retried after a lost commit race, spent minutes in it and filled a 2 GB
+        # heap. Its inferred filters (IS NOT NULL on join keys) are not what these plans need.
+        "spark.sql.constraintPropagation.enabled": "false",
         # VACUUM lists files with this many tasks (default 10,000: half a minute on a small table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(4 * settings.shuffle_partitions),
     }
