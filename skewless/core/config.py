@@ -48,6 +48,7 @@ class Compaction:
     late_tolerance_hours: int = 72
     future_tolerance_minutes: int = 15
     dedup_lookback_hours: int = 24
+    dedup_broadcast_max_ids: int = 2_000_000  # above: the table's ids are shuffled, not probed by a broadcast
     max_record_bytes: int = 1 << 20      # a longer line is quarantined as record_too_large
     max_new_features_per_run: int = 20   # undeclared features one run may add; past it: feature_limit
     max_features: int = 500              # columns of the features struct, in all

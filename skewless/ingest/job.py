@@ -50,6 +50,8 @@ from skewless.ingest.transforms import (
     feature_types_of,
     files_to_quarantine,
     first_records,
+    id_counts,
+    ids_in_table,
     members_seen,
     reject_extras,
     run_stats,
@@ -219,9 +221,14 @@ def _compact_once(spark: SparkSession, cfg: Config, hour: datetime, progress: Pr
         for f in unreadable:
             progress.step(f"hour {run.label}: WARNING {f.name}: {f.detail}")
         valid_hours = [r["hour"] for r in stats if r[N.REASON] is None]
-        dups = duplicate_rows(classified, _existing_ids(spark, cfg, run, valid_hours)).persist(
+        # Each step's input is read once: the run's id counts, then the table's ids they hit.
+        broadcast_ids = sum(r["n"] for r in stats if r[N.REASON] is None) <= cfg.compaction.dedup_broadcast_max_ids
+        counts = id_counts(classified).persist(StorageLevel.MEMORY_AND_DISK)
+        known = ids_in_table(_existing_ids(spark, cfg, run, valid_hours), counts,
+                             broadcast_ids=broadcast_ids).persist(StorageLevel.MEMORY_AND_DISK)
+        dups = duplicate_rows(classified, counts, known, broadcast_ids=broadcast_ids).persist(
             StorageLevel.MEMORY_AND_DISK)
-        held.append(dups)
+        held.extend((counts, known, dups))
         # The privacy step: members without a policy stop the run here, before the first write.
         plan = plan_for(cfg.privacy_policy, key, members_seen(stats),
                         {k: [n for n, _ in v] for k, v in members.items()}, [*run.rules.features, *new_features],

@@ -182,17 +182,48 @@ def to_feature_logs(rows: DataFrame, new_features: Mapping[str, FeatureType], ru
     )
 
 
-def duplicate_rows(classified: DataFrame, existing_ids: DataFrame) -> DataFrame:
+def id_counts(classified: DataFrame) -> DataFrame:
+    """(request_id, count) over the run's loadable rows: one narrow aggregation."""
+    require_columns(classified, (N.REASON, N.REQUEST_ID), "id_counts")
+    return classified.where(F.col(N.REASON).isNull()).groupBy(N.REQUEST_ID).count()
+
+
+def ids_in_table(existing_ids: DataFrame, counts: DataFrame, *, broadcast_ids: bool = True) -> DataFrame:
+    """The distinct request ids of `existing_ids` (the table) that this run also holds.
+
+    `broadcast_ids`: probe the table with a hash of the run's ids, so the table is scanned and never
+    shuffled; the caller turns it off when the run's ids are too many to ship to every task. A
+    semi-join needs no distinct table ids: the probe only asks whether an id is there."""
+    require_columns(existing_ids, (N.REQUEST_ID,), "ids_in_table(existing_ids)")
+    require_columns(counts, (N.REQUEST_ID,), "ids_in_table(counts)")
+    run_ids = counts.select(N.REQUEST_ID)
+    return (existing_ids.select(N.REQUEST_ID)
+            .join(F.broadcast(run_ids) if broadcast_ids else run_ids, on=N.REQUEST_ID, how="left_semi")
+            .dropDuplicates([N.REQUEST_ID]))
+
+
+def duplicate_rows(classified: DataFrame, counts: DataFrame, known: DataFrame, *,
+                   broadcast_ids: bool = True) -> DataFrame:
     """(_row_id, _dup_kind) of every loadable row that is not kept: `in_run` for a repeat of a request
-    id in this run, `existing` when the id is already in the table. The survivor is the earliest
-    logged, then the first in file order. Only narrow columns are shuffled; the result is small."""
+    id in this run, `existing` when the id is already in the table (`known`, from `ids_in_table`).
+    The survivor is the earliest logged, then the first in file order. Only the suspects (ids seen
+    twice in the run, per `counts` from `id_counts`, or in the table) are ranked; the result is small."""
     require_columns(classified, (N.REASON, N.REQUEST_ID, N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID), "duplicate_rows")
-    require_columns(existing_ids, (N.REQUEST_ID,), "duplicate_rows(existing_ids)")
+    require_columns(counts, (N.REQUEST_ID, "count"), "duplicate_rows(counts)")
+    require_columns(known, (N.REQUEST_ID,), "duplicate_rows(known)")
+
+    def small(df: DataFrame) -> DataFrame:
+        return F.broadcast(df) if broadcast_ids else df
+
     narrow = classified.where(F.col(N.REASON).isNull()).select(N.REQUEST_ID, N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID)
-    order = Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID)
-    ranked = narrow.withColumn("_rank", F.row_number().over(order))
-    known = existing_ids.select(N.REQUEST_ID).dropDuplicates([N.REQUEST_ID]).withColumn("_exists", F.lit(True))
-    joined = ranked.join(known, on=N.REQUEST_ID, how="left")
+    known = known.select(N.REQUEST_ID)
+    suspects = (counts.where(F.col("count") > 1).select(N.REQUEST_ID).unionByName(known)
+                .dropDuplicates([N.REQUEST_ID]))
+    # Every row of a suspect id is ranked, so its survivor is the one a ranking of the whole run picks.
+    ranked = (narrow.join(small(suspects), on=N.REQUEST_ID, how="left_semi")
+              .withColumn("_rank", F.row_number().over(
+                  Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID))))
+    joined = ranked.join(small(known.withColumn("_exists", F.lit(True))), on=N.REQUEST_ID, how="left")
     kind = (F.when(F.col("_rank") > 1, F.lit(N.DUP_IN_RUN))
             .when(F.col("_exists"), F.lit(N.DUP_EXISTING)))
     return joined.select(N.ROW_ID, kind.alias(N.DUP_KIND)).where(F.col(N.DUP_KIND).isNotNull())
