@@ -65,6 +65,7 @@ def worker(records: int, work: Path, history_hours: int) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from skewless.core import names as N
+    from skewless.core.access import POLICY_PROPERTY
     from skewless.core.config import load
     from skewless.core.paths import hour_folder
     from skewless.core.policy import HashKey
@@ -121,21 +122,27 @@ def worker(records: int, work: Path, history_hours: int) -> dict[str, Any]:
             # v2: read three times, measured cheaper than writing the decoded rows to disk and back.
             if fmt != "avro":
                 rows = rows.persist(StorageLevel.DISK_ONLY)
-            twice = rows.groupBy(N.REQUEST_ID).count().where("count > 1").select(N.REQUEST_ID)  # narrow, small
+            counts = rows.groupBy(N.REQUEST_ID).count()  # narrow
+            twice = counts.where("count > 1").select(N.REQUEST_ID)  # small
             rank = Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.ROW_ID)
             losers = (rows.join(F.broadcast(twice), N.REQUEST_ID, how="left_semi").select(N.REQUEST_ID, N.LOGGED_AT,
                       N.ROW_ID).withColumn("_r", F.row_number().over(rank)).where("_r > 1").select(N.ROW_ID))
+            # The history's ids are scanned and probed with a hash of the run's ids, never shuffled.
             existing = spark.read.format("delta").load(str(work / "history")).select(N.REQUEST_ID)
-            kept = rows.join(F.broadcast(losers), N.ROW_ID, how="left_anti").join(existing, N.REQUEST_ID,
-                                                                                    how="left_anti")
+            hits = existing.join(F.broadcast(counts.select(N.REQUEST_ID)), N.REQUEST_ID, how="left_semi")
+            kept = (rows.join(F.broadcast(losers), N.ROW_ID, how="left_anti")
+                    .join(F.broadcast(hits), N.REQUEST_ID, how="left_anti"))
             by_event_hour(kept).format("delta").save(str(out))
             rows.unpersist()
         return timed(run)
 
     def compact(fmt: str, name: str) -> tuple[float, dict[str, Any]]:
         cfg = base_cfg.with_paths(str(work / f"landing-{fmt}"), str(work / f"warehouse-{name}"))
-        spark.sql(f"CREATE TABLE delta.`{work / f'warehouse-{name}' / N.FEATURE_LOGS}` "
-                  f"SHALLOW CLONE delta.`{work / 'history'}`")
+        table = work / f"warehouse-{name}" / N.FEATURE_LOGS
+        spark.sql(f"CREATE TABLE delta.`{table}` SHALLOW CLONE delta.`{work / 'history'}`")
+        # As the previous hour's run would have left it: tagged with the policy (else the timed run
+        # commits a property change first).
+        spark.sql(f"ALTER TABLE delta.`{table}` SET TBLPROPERTIES ('{POLICY_PROPERTY}' = '{cfg.privacy_policy.tag}')")
         out: dict[str, Any] = {}
         seconds = timed(lambda: out.update(compact_hour(spark, cfg, HOUR, Progress(f"bench-{name}"), key)))
         return seconds, out
