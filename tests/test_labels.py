@@ -21,7 +21,7 @@ from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 from skewless.labels import view as examples_view
-from skewless.labels.sync import SyncState, feed_covers, last_state, reach_from
+from skewless.labels.sync import SyncState, _feed_covers_by_history, feed_covers, last_state, reach_from
 from skewless.labels.transforms import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
@@ -326,3 +326,19 @@ def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, t
     spark.range(5, 6).write.format("delta").mode("append").save(path)  # v5
     assert not feed_covers(spark, path, 2, 5, 168)  # off for v3..v4: some changes were not recorded
     assert feed_covers(spark, path, 4, 5, 168)
+    # The answer read from the log's files is Delta history()'s, on every range and retention.
+    for since, until, hours in [(0, 2, 168), (2, 5, 168), (4, 5, 168), (0, 1, 0), (5, 5, 168), (1, 3, 168)]:
+        assert feed_covers(spark, path, since, until, hours) == _feed_covers_by_history(
+            spark, path, since, until, hours), (since, until, hours)
+
+
+def test_last_state_is_the_latest_labels_commit_at_or_before_a_version(spark: SparkSession, tmp_path: Path) -> None:
+    path = str(tmp_path / "choices")
+    a = SyncState(3, datetime(2026, 12, 2), "aaa", (("fraud", 60, "negative", "latest"),))
+    b = SyncState(5, datetime(2026, 12, 3), "bbb", (("fraud", 30, "drop", "latest"),))
+    spark.range(1).write.format("delta").save(path)  # v0: no state
+    for meta in (a.to_metadata(), '{"skewless.privacy.policy": "v1"}', b.to_metadata()):  # v1, v2, v3
+        spark.range(1).write.format("delta").mode("append").option("userMetadata", meta).save(path)
+    assert last_state(spark, path) == b
+    assert [last_state(spark, path, v) for v in range(4)] == [None, a, a, b]
+    assert last_state(spark, str(tmp_path / "nothing")) is None

@@ -30,6 +30,8 @@ class Commit:
     operation: str | None
     metrics: dict[str, str] = field(default_factory=dict)
     user_metadata: str | None = None
+    timestamp_ms: int | None = None  # the writer's clock at commit, epoch milliseconds
+    parameters: dict[str, Any] = field(default_factory=dict)  # operationParameters, as Delta wrote them
 
 
 class _Log:
@@ -91,8 +93,10 @@ def commit_at(spark: SparkSession, table: str, version: int) -> Commit | None:
     for line in (text or "").splitlines():
         if line.startswith('{"commitInfo"'):
             info = json.loads(line)["commitInfo"]
+            stamp = info.get("timestamp")
             return Commit(version, info.get("operation"), dict(info.get("operationMetrics") or {}),
-                          info.get("userMetadata"))
+                          info.get("userMetadata"), int(stamp) if stamp is not None else None,
+                          dict(info.get("operationParameters") or {}))
     return None
 
 

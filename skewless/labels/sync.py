@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -25,6 +26,7 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.delta import read_delta, table_property
+from skewless.core.deltalog import commit_at, latest_version
 from skewless.labels.transforms import SERVED_COLUMNS
 
 STATE_KEY = "skewless.labels"
@@ -63,11 +65,27 @@ def policies_digest(rows: Sequence[tuple[object, ...]]) -> str:
     return hashlib.sha256(json.dumps(sorted(rows), default=str).encode()).hexdigest()[:16]
 
 
+_WALK = 200  # commits read as files, newest first, before the lookup falls back to Delta's history()
+
+
 def last_state(spark: SparkSession, path: str, version: int | None = None) -> SyncState | None:
-    """The state recorded by the latest labels commit to `label_choices` (at or before `version`)."""
+    """The state recorded by the latest labels commit to `label_choices` (at or before `version`).
+    Read from the log's commit files, newest first (each a small file read, no Spark job); Delta's
+    history() answers when the walk meets a cleaned-up entry or goes past `_WALK` commits."""
+    top = latest_version(spark, path) if version is None else version
+    if top is None:
+        return None
+    for v in range(top, max(top - _WALK, -1), -1):
+        commit = commit_at(spark, path, v)
+        if commit is None:
+            break
+        if STATE_KEY in (commit.user_metadata or ""):
+            return SyncState.from_metadata(commit.user_metadata)
+    else:
+        if top < _WALK:
+            return None  # every commit down to version 0 was read
     history = DeltaTable.forPath(spark, path).history().where(F.col("userMetadata").contains(STATE_KEY))
-    if version is not None:
-        history = history.where(F.col("version") <= version)
+    history = history.where(F.col("version") <= top)
     commits = history.orderBy(F.desc("version")).select("userMetadata").limit(1).collect()
     return SyncState.from_metadata(commits[0][0]) if commits else None
 
@@ -82,12 +100,28 @@ def labels_as_of_watermark(labels: DataFrame) -> datetime | None:
 
 def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
     """True when feature_logs recorded its change data for every version in (since, until] and none of
-    those commits is older than the VACUUM retention (their files may be gone: then compare tables)."""
+    those commits is older than the VACUUM retention (their files may be gone: then compare tables).
+    Each version's commitInfo is read as a file; a cleaned-up entry falls back to Delta's history()."""
     if (table_property(spark, fl_path, "delta.enableChangeDataFeed") or "false").lower() != "true":
         return False
+    if until <= since:
+        return True
+    commits = [commit_at(spark, fl_path, v) for v in range(since + 1, until + 1)]
+    if any(c is None or c.timestamp_ms is None for c in commits):
+        return _feed_covers_by_history(spark, fl_path, since, until, retain_hours)
+    switched = any(_switches_feed(c.operation, json.dumps(c.parameters)) for c in commits if c is not None)
+    oldest = min(c.timestamp_ms for c in commits if c is not None and c.timestamp_ms is not None)
+    return not switched and oldest / 1000 > time.time() - retain_hours * 3600
+
+
+def _switches_feed(operation: str | None, parameters: str) -> bool:
+    # Other property commits (the privacy policy's tag, statistics columns) leave the feed alone.
+    return operation in _REPLACE_OPS or (operation in _PROPERTY_OPS and "delta.enableChangeDataFeed" in parameters)
+
+
+def _feed_covers_by_history(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
     history = DeltaTable.forPath(spark, fl_path).history()
     in_range = history.where((F.col("version") > since) & (F.col("version") <= until))
-    # Other property commits (the privacy policy's tag, statistics columns) leave the feed alone.
     feed_touched = (F.col("operation").isin(*_REPLACE_OPS)
                     | (F.col("operation").isin(*_PROPERTY_OPS)
                        & F.to_json("operationParameters").contains("delta.enableChangeDataFeed")))
