@@ -73,7 +73,7 @@ def worker(records: int, work: Path, history_hours: int) -> dict[str, Any]:
     from skewless.core.session import build_session
     from skewless.core.storage import list_files, read_landing_text
     from skewless.devtools.generator import GenSpec, generate
-    from skewless.ingest.job import compact_hour
+    from skewless.ingest.job import FEATURE_LOG_PROPERTIES, compact_hour
     from skewless.ingest.parse import RAW_SCHEMA
 
     shutil.rmtree(work, ignore_errors=True)
@@ -140,9 +140,11 @@ def worker(records: int, work: Path, history_hours: int) -> dict[str, Any]:
         cfg = base_cfg.with_paths(str(work / f"landing-{fmt}"), str(work / f"warehouse-{name}"))
         table = work / f"warehouse-{name}" / N.FEATURE_LOGS
         spark.sql(f"CREATE TABLE delta.`{table}` SHALLOW CLONE delta.`{work / 'history'}`")
-        # As the previous hour's run would have left it: tagged with the policy (else the timed run
-        # commits a property change first).
-        spark.sql(f"ALTER TABLE delta.`{table}` SET TBLPROPERTIES ('{POLICY_PROPERTY}' = '{cfg.privacy_policy.tag}')")
+        # As the previous hour's run would have left it: its properties and the policy's tag (else the
+        # timed run commits property changes first).
+        props = {**FEATURE_LOG_PROPERTIES, POLICY_PROPERTY: cfg.privacy_policy.tag}
+        pairs = ", ".join(f"'{k}' = '{v}'" for k, v in sorted(props.items()))
+        spark.sql(f"ALTER TABLE delta.`{table}` SET TBLPROPERTIES ({pairs})")
         out: dict[str, Any] = {}
         seconds = timed(lambda: out.update(compact_hour(spark, cfg, HOUR, Progress(f"bench-{name}"), key)))
         return seconds, out
