@@ -101,12 +101,13 @@ def labels_as_of_watermark(labels: DataFrame) -> datetime | None:
 def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retain_hours: float) -> bool:
     """True when feature_logs recorded its change data for every version in (since, until] and none of
     those commits is older than the VACUUM retention (their files may be gone: then compare tables).
-    Each version's commitInfo is read as a file; a cleaned-up entry falls back to Delta's history()."""
+    Each version's commitInfo is read as a file; a cleaned-up entry, or a range of more than `_WALK`
+    commits, falls back to Delta's history()."""
     if (table_property(spark, fl_path, "delta.enableChangeDataFeed") or "false").lower() != "true":
         return False
     if until <= since:
         return True
-    commits = [commit_at(spark, fl_path, v) for v in range(since + 1, until + 1)]
+    commits = [commit_at(spark, fl_path, v) for v in range(since + 1, until + 1)] if until - since <= _WALK else [None]
     if any(c is None or c.timestamp_ms is None for c in commits):
         return _feed_covers_by_history(spark, fl_path, since, until, retain_hours)
     switched = any(_switches_feed(c.operation, json.dumps(c.parameters)) for c in commits if c is not None)
