@@ -69,18 +69,27 @@ LABELS = st.lists(st.tuples(st.integers(-2, 40), st.sampled_from([0.0, 1.0]), st
                   max_size=6, unique_by=lambda x: (x[0], x[1], x[2]))
 
 
+SERVED_SCHEMA = T.StructType([
+    T.StructField(N.REQUEST_ID, T.StringType()), T.StructField(N.LOGGED_AT, T.TimestampType()),
+    T.StructField(N.MODEL, T.StructType([T.StructField("name", T.StringType()),
+                                         T.StructField("version", T.StringType())])),
+    T.StructField(N.SAMPLE_RATE, T.DoubleType()), T.StructField(N.EVENT_DATE, T.DateType()),
+    T.StructField(N.EVENT_HOUR, T.IntegerType())])
+LABEL_SCHEMA = T.StructType([
+    T.StructField(N.REQUEST_ID, T.StringType()), T.StructField(N.LABEL, T.DoubleType()),
+    T.StructField(N.OBSERVED_AT, T.TimestampType()), T.StructField(N.SOURCE, T.StringType())])
+
+
 @SPARK
 @given(events=st.lists(LABELS, min_size=1, max_size=6), as_of_day=st.integers(0, 45))
 def test_the_label_is_the_latest_one_known_at_the_cutoff_inside_the_window(
         spark: SparkSession, events: list[list[tuple[int, float, str]]], as_of_day: int) -> None:
-    served = spark.createDataFrame(
-        [(f"r{i}", T0, ("fraud", "v1"), 0.1, T0.date(), T0.hour) for i in range(len(events))],
-        f"{N.REQUEST_ID} string, {N.LOGGED_AT} timestamp, {N.MODEL} struct<name:string,version:string>, "
-        f"{N.SAMPLE_RATE} double, {N.EVENT_DATE} date, {N.EVENT_HOUR} int")
-    labels = spark.createDataFrame(
-        [(f"r{i}", label, T0 + timedelta(days=d), src) for i, evs in enumerate(events) for d, label, src in evs],
-        f"{N.REQUEST_ID} string, {N.LABEL} double, {N.OBSERVED_AT} timestamp, {N.SOURCE} string")
-    policies = spark.createDataFrame([("fraud", 30, "drop", "latest")], POLICY_SCHEMA)
+    # Through Arrow, not createDataFrame: no Python workers for 8 examples' worth of tiny frames.
+    served = local_frame(spark, [(f"r{i}", T0, {"name": "fraud", "version": "v1"}, 0.1, T0.date(), T0.hour)
+                                 for i in range(len(events))], SERVED_SCHEMA)
+    labels = local_frame(spark, [(f"r{i}", label, T0 + timedelta(days=d), src) for i, evs in enumerate(events)
+                                 for d, label, src in evs], LABEL_SCHEMA)
+    policies = local_frame(spark, [("fraud", 30, "drop", "latest")], POLICY_SCHEMA)
     as_of = T0 + timedelta(days=as_of_day)
     got = {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in
            label_examples(served, labels, policies, as_of).collect()}
