@@ -196,10 +196,14 @@ def ids_in_table(existing_ids: DataFrame, counts: DataFrame, *, broadcast_ids: b
     semi-join needs no distinct table ids: the probe only asks whether an id is there."""
     require_columns(existing_ids, (N.REQUEST_ID,), "ids_in_table(existing_ids)")
     require_columns(counts, (N.REQUEST_ID,), "ids_in_table(counts)")
-    run_ids = counts.select(N.REQUEST_ID)
     return (existing_ids.select(N.REQUEST_ID)
-            .join(F.broadcast(run_ids) if broadcast_ids else run_ids, on=N.REQUEST_ID, how="left_semi")
+            .join(_small(counts.select(N.REQUEST_ID), broadcast_ids), on=N.REQUEST_ID, how="left_semi")
             .dropDuplicates([N.REQUEST_ID]))
+
+
+def _small(df: DataFrame, broadcast: bool) -> DataFrame:
+    """`df` hinted for a broadcast join when the caller judged it small enough to ship to every task."""
+    return F.broadcast(df) if broadcast else df
 
 
 def duplicate_rows(classified: DataFrame, counts: DataFrame, known: DataFrame, *,
@@ -212,18 +216,15 @@ def duplicate_rows(classified: DataFrame, counts: DataFrame, known: DataFrame, *
     require_columns(counts, (N.REQUEST_ID, "count"), "duplicate_rows(counts)")
     require_columns(known, (N.REQUEST_ID,), "duplicate_rows(known)")
 
-    def small(df: DataFrame) -> DataFrame:
-        return F.broadcast(df) if broadcast_ids else df
-
     narrow = classified.where(F.col(N.REASON).isNull()).select(N.REQUEST_ID, N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID)
     known = known.select(N.REQUEST_ID)
     suspects = (counts.where(F.col("count") > 1).select(N.REQUEST_ID).unionByName(known)
                 .dropDuplicates([N.REQUEST_ID]))
     # Every row of a suspect id is ranked, so its survivor is the one a ranking of the whole run picks.
-    ranked = (narrow.join(small(suspects), on=N.REQUEST_ID, how="left_semi")
+    ranked = (narrow.join(_small(suspects, broadcast_ids), on=N.REQUEST_ID, how="left_semi")
               .withColumn("_rank", F.row_number().over(
                   Window.partitionBy(N.REQUEST_ID).orderBy(N.LOGGED_AT, N.SOURCE_FILE, N.ROW_ID))))
-    joined = ranked.join(small(known.withColumn("_exists", F.lit(True))), on=N.REQUEST_ID, how="left")
+    joined = ranked.join(_small(known.withColumn("_exists", F.lit(True)), broadcast_ids), on=N.REQUEST_ID, how="left")
     kind = (F.when(F.col("_rank") > 1, F.lit(N.DUP_IN_RUN))
             .when(F.col("_exists"), F.lit(N.DUP_EXISTING)))
     return joined.select(N.ROW_ID, kind.alias(N.DUP_KIND)).where(F.col(N.DUP_KIND).isNotNull())
