@@ -52,6 +52,9 @@ def base_conf(settings: SparkSettings) -> dict[str, str]:
         # compaction's write, retried after a lost commit race, spent minutes in it and filled a 2 GB
         # heap. Its inferred filters (IS NOT NULL on join keys) are not what these plans need.
         "spark.sql.constraintPropagation.enabled": "false",
+        # A landing hour's plans compile to the same classes as the last hour's, but one run's wide plans
+        # (a projection per feature section) need more than the 100 classes Spark keeps by default.
+        "spark.sql.codegen.cache.maxEntries": "1000",
         # VACUUM lists files with this many tasks (default 10,000: half a minute on a small table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(4 * settings.shuffle_partitions),
     }
