@@ -30,6 +30,7 @@ from skewless.core.refs import parse_ref
 from skewless.datasets.catalog_job import load as load_version
 from skewless.datasets.catalog_job import verify_hash
 from skewless.datasets.quality import load_suite
+from skewless.datasets.quality_site import PAGES, validate_with_site
 from skewless.datasets.snapshot_job import create
 from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import split_of
@@ -130,6 +131,46 @@ def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession,
         resolve(versions, "fraud_daily@2020-01-01")
     again = create(spark, built, _dataset(), _suite(), AS_OF, Progress("test"))  # same inputs: same version
     assert again["unchanged"] and again["version"] == ok["version"]
+
+
+def test_on_an_object_store_the_quality_site_is_gxs_own_and_lists_every_validation(
+        spark: SparkSession, built: Config, tmp_path: Path) -> None:
+    """A warehouse on a non-local Hadoop filesystem (viewfs mounts: URIs with a scheme, as s3a:// is)
+    keeps GX's own site: each validation's page, and an index that lists the earlier ones too; and a
+    whole `snapshot create` runs there by configuration alone."""
+    store = tmp_path / "store"
+    conf = spark.sparkContext._jsc.hadoopConfiguration()
+    conf.set("fs.viewfs.mounttable.gxtest.link./wh", store.as_uri())
+    site = "viewfs://gxtest/wh/_quality/gx"
+    df = spark.createDataFrame([("r1", 0.5), ("r2", 1.5)], "request_id string, score double")
+    suite = {"name": "tiny", "expectations": [
+        {"type": "expect_column_values_to_be_between", "kwargs": {"column": "score", "min_value": 0, "max_value": 1}}]}
+    first = validate_with_site(spark, df, suite, site, "tiny@1")
+    assert first.docs_page is not None
+    first_page = store / first.docs_page.removeprefix("viewfs://gxtest/wh/")
+    kept = first_page.read_text()
+    second = validate_with_site(spark, df.where("score < 1"), suite, site, "tiny@2")
+    assert not first.success and first.failed[0].sample_request_ids == ["r2"] and second.success
+    pages = sorted(store.rglob("skewless-tiny.html"))
+    assert [p.parent.parent.name for p in pages] == ["tiny@1", "tiny@2"] and first_page in pages
+    assert second.docs_page == f"viewfs://gxtest/wh/{pages[1].relative_to(store).as_posix()}"
+    # The first page was not copied down for the second run (only its name), and not overwritten.
+    assert first_page.read_text() == kept and "Expectation Validation Result" in kept and "Failed" in kept
+    index = (store / "_quality/gx" / PAGES / "local_site/index.html").read_text()
+    assert "tiny@1" in index and "tiny@2" in index
+    assert not [p for p in store.rglob("*") if p.is_file() and p.stat().st_size == 0 and p.suffix != ".crc"]
+
+    # The module's warehouse, through a viewfs URI: a dataset of its own (fraud_daily's versions untouched).
+    conf.set("fs.viewfs.mounttable.whtest.link./wh", Path(built.paths.warehouse).as_uri())
+    remote = built.with_paths(warehouse="viewfs://whtest/wh")
+    made = create(spark, remote, dataclasses.replace(_dataset(), name="fraud_store"), _suite(), AS_OF,
+                  Progress("test"))
+    assert made["status"] == "published" and made["location"].startswith("viewfs://whtest/wh/snapshots/fraud_store/")
+    assert made["report_path"].startswith("viewfs://whtest/wh/_quality/gx/gx/uncommitted/data_docs/")
+    page = Path(built.paths.warehouse, made["report_path"].removeprefix("viewfs://whtest/wh/"))
+    assert "Expectation Validation Result" in page.read_text()
+    assert f"fraud_store@{made['version']}" in Path(built.paths.warehouse, "_quality/gx", PAGES,
+                                                      "local_site/index.html").read_text()
 
 
 def test_splits_are_stable_per_key_and_weights_unbias_sampling(spark: SparkSession, built: Config) -> None:

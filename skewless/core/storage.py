@@ -7,6 +7,7 @@ Session in, plain values or DataFrames out.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from pyspark.sql import DataFrame, SparkSession
@@ -114,3 +115,46 @@ def gzip_isize(spark: SparkSession, path: str, size: int) -> int | None:
         return int.from_bytes(big_endian.to_bytes(4, "big"), "little")
     finally:
         stream.close()
+
+
+def download_folder(spark: SparkSession, folder: str, dest: Path, names_only: tuple[str, ...] = ()) -> set[str]:
+    """Copy every file under `folder` (any Hadoop filesystem) to the same relative path under the local
+    `dest`. A file whose relative path starts with one of `names_only` is not copied but created empty:
+    for a caller that needs to know what is there, not what it holds. Returns those empty stand-ins."""
+    fs, hpath = hadoop_fs(spark, qualify(folder))
+    stubs: set[str] = set()
+    if not fs.exists(hpath):
+        return stubs
+    jvm, _ = jvm_and_conf(spark)
+    base = fs.makeQualified(hpath).toUri().getPath().rstrip("/") + "/"
+    files = fs.listFiles(hpath, True)
+    while files.hasNext():
+        src = files.next().getPath()
+        rel = src.toUri().getPath().removeprefix(base)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        if rel.startswith(names_only):
+            (dest / rel).touch()
+            stubs.add(rel)
+        else:  # the raw local filesystem: no `.crc` files beside the copies
+            fs.copyToLocalFile(False, src, _local(jvm, dest / rel), True)
+    return stubs
+
+
+def _local(jvm: Any, path: Path) -> Any:
+    """A Hadoop Path of a local file, its name taken literally (`as_uri()` would escape `@` as `%40`)."""
+    return jvm.org.apache.hadoop.fs.Path("file", None, str(path))
+
+
+def local_files(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under the local `root`: relative path -> (size, modification time in ns)."""
+    return {p.relative_to(root).as_posix(): (p.stat().st_size, p.stat().st_mtime_ns)
+            for p in root.rglob("*") if p.is_file()}
+
+
+def upload_files(spark: SparkSession, src: Path, folder: str, names: list[str]) -> None:
+    """Copy the files `names` (relative to the local `src`) to the same paths under `folder` (any
+    Hadoop filesystem), replacing what is there."""
+    fs, hpath = hadoop_fs(spark, qualify(folder))
+    jvm, _ = jvm_and_conf(spark)
+    for rel in names:
+        fs.copyFromLocalFile(False, True, _local(jvm, src / rel), jvm.org.apache.hadoop.fs.Path(hpath, rel))

@@ -3,8 +3,9 @@
 The result names each failing expectation and gives sample `request_id`s of the offending rows
 (GX's `unexpected_index_column_names`). With a local docs root, the suite runs as a GX checkpoint of a
 file-backed context kept there, whose `UpdateDataDocsAction` builds GX's own Data Docs site: the
-validation's page is the quality report. Without one (an object-store warehouse: GX's file context
-needs a local folder), a self-contained HTML page is written instead. GX is imported lazily.
+validation's page is the quality report (an object-store warehouse's site is synced through a local
+copy: `quality_site`). Without one, the caller renders a self-contained page (`render_html`). GX is
+imported lazily.
 """
 
 from __future__ import annotations

@@ -25,10 +25,11 @@ from skewless.core.config import Config
 from skewless.core.delta import is_table, last_commit, read_delta, session_conf
 from skewless.core.errors import UsageError
 from skewless.core.localframe import local_frame
-from skewless.core.paths import join, local_path, snapshot_path, table_path
+from skewless.core.paths import join, snapshot_path, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import delete_path, write_text
-from skewless.datasets.quality import load_suite, render_html, validate
+from skewless.datasets.quality import load_suite, render_html
+from skewless.datasets.quality_site import validate_with_site
 from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums, select_examples
 from skewless.datasets.versions import record_version, reserve_version, versions_table
@@ -120,13 +121,13 @@ def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str,
         progress.step(f"{ds.name}@{version}: {total} rows {per_split} written in {materialize_s:.1f}s; "
                       f"validating with suite {suite['name']}")
         t1 = time.perf_counter()
-        docs = local_path(join(cfg.paths.warehouse, "_quality", "gx"))
-        report = validate(stored, suite, docs_root=docs, run_name=f"{ds.name}@{version}")
+        report = validate_with_site(spark, stored, suite, join(cfg.paths.warehouse, "_quality", "gx"),
+                                    f"{ds.name}@{version}")
         validate_s = time.perf_counter() - t1
     finally:
         stored.unpersist()
-    # GX's Data Docs page of this validation; else (object store) a page under `_`: VACUUM never
-    # deletes it, readers never see it as data.
+    # GX's Data Docs page of this validation; else (GX gave no page) one of ours under `_`: VACUUM
+    # never deletes it, readers never see it as data.
     report_path = report.docs_page or f"{path}/_quality/report.html"
     status = "published" if report.success else "failed"
     record = {
