@@ -1,6 +1,7 @@
 """Files through Hadoop's FileSystem: the same calls on local disk and object stores (s3a, abfss, gs).
 
-Listing, small reads and writes, and the landing-text reader shared by the ingest and labels jobs.
+Listing, small reads and writes, folder copies to and from local disk, and the landing-text reader
+shared by the ingest and labels jobs.
 Session in, plain values or DataFrames out.
 """
 

@@ -42,7 +42,7 @@ class QualityReport:
     suite: str
     success: bool
     outcomes: list[Outcome]
-    docs_page: str | None = None   # GX Data Docs page of this validation (a local path), when built
+    docs_page: str | None = None   # GX Data Docs page of this validation (a path or URI), when built
 
     @property
     def failed(self) -> list[Outcome]:
