@@ -107,32 +107,8 @@ def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
     finally:
         if mine.startswith(_C1_ONLY):
             os.environ["SPARK_SUBMIT_OPTS"] = mine
-    for key, value in INTERPRETED.items():
-        session.conf.set(key, value)
     yield session
     session.stop()
-
-
-# The in-process session interprets expressions instead of compiling them: Spark's own fallback path,
-# equal in results by contract (Spark's CI runs both). On these tiny frames compiling cost more than
-# running (measured: test_labels + test_compact 242 -> 207 s). Code generation, as production runs it,
-# stays tested: in every CLI and spark-submit test (compaction, labels, snapshots, drift, SQL, the
-# cluster's nightly, the kill trials) and in the in-process modules of hostile input and of the key's
-# secrecy, which ask for `production_codegen`.
-INTERPRETED = {"spark.sql.codegen.factoryMode": "NO_CODEGEN", "spark.sql.codegen.wholeStage": "false"}
-PRODUCTION = {"spark.sql.codegen.factoryMode": "FALLBACK", "spark.sql.codegen.wholeStage": "true"}
-
-
-@pytest.fixture(scope="module")
-def production_codegen(spark: SparkSession) -> Iterator[None]:
-    """The module's Spark work compiles generated code, as production does (Spark's defaults)."""
-    for key, value in PRODUCTION.items():
-        spark.conf.set(key, value)
-    plan = spark.range(1).selectExpr("id + 1")._jdf.queryExecution().executedPlan().toString()
-    assert plan.startswith("*("), plan  # a whole-stage code-generated stage: the switch took
-    yield
-    for key, value in INTERPRETED.items():
-        spark.conf.set(key, value)
 
 
 @pytest.fixture()

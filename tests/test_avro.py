@@ -24,12 +24,6 @@ from skewless.ingest import job as compact_run
 from . import hostile_avro
 from .conftest import HOUR, KEY, ROOT
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled(production_codegen: None) -> None:
-    """Hostile input and the key's secrecy: checked with code generation on, as production runs."""
-
-
 INGEST_ONLY = [N.SCHEMA_VERSION, N.SOURCE_FILE, N.SOURCE_LINE, N.RECORD_HASH, N.RUN_ID, N.INGESTED_AT]
 AUDIT_FIELDS = ("files", "records_read", "loaded", "duplicates", "duplicates_in_run", "duplicates_existing",
                 "quarantined", "quarantined_by_reason", "late_records", "event_hours", "new_features", "status")

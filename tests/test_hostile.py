@@ -26,11 +26,6 @@ from . import hostile
 from .conftest import KEY, ROOT
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled(production_codegen: None) -> None:
-    """Hostile input and the key's secrecy: checked with code generation on, as production runs."""
-
-
 @pytest.fixture(scope="module")
 def corpus(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     root = tmp_path_factory.mktemp("hostile")

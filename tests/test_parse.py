@@ -14,12 +14,6 @@ from skewless.ingest.parse import ParseRules, classify, parse_lines
 
 from .conftest import HOUR, record
 
-
-@pytest.fixture(scope="module", autouse=True)
-def _compiled(production_codegen: None) -> None:
-    """Hostile input and the key's secrecy: checked with code generation on, as production runs."""
-
-
 RULES = ParseRules(HOUR.replace(tzinfo=None), timedelta(hours=72), timedelta(minutes=15),
                    {"amount": "numeric", "country": "categorical", "card_present": "boolean", "ip_risk": "numeric"})
 

@@ -28,11 +28,6 @@ from skewless.privacy.transforms import UnpolicedFieldError, pseudonym, pseudony
 from .conftest import HOUR, KEY, ROOT, record, write_hour
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _compiled(production_codegen: None) -> None:
-    """Hostile input and the key's secrecy: checked with code generation on, as production runs."""
-
-
 def _py_hmac(secret: bytes, value: str) -> str:
     return hmac.new(secret, value.encode(), hashlib.sha256).hexdigest()
 
