@@ -55,6 +55,13 @@ def base_conf(settings: SparkSettings) -> dict[str, str]:
         # A landing hour's plans compile to the same classes as the last hour's, but one run's wide plans
         # (a projection per feature section) need more than the 100 classes Spark keeps by default.
         "spark.sql.codegen.cache.maxEntries": "1000",
+        # PySpark's DataFrame debugging records the Python call site in the JVM around every Column
+        # call: about five Py4J round trips each. A compaction builds over a thousand Columns per hour,
+        # so this alone cost 2-3 s of driver time per hour (measured). Errors keep Spark's own context.
+        "spark.python.sql.dataFrameDebugging.enabled": "false",
+        # HotSpot never JIT-compiles a method over 8,000 bytes of bytecode, so a larger whole-stage method
+        # runs in the bytecode interpreter: fall back to per-operator code (its methods are split small).
+        "spark.sql.codegen.hugeMethodLimit": "8000",
         # VACUUM lists files with this many tasks (default 10,000: half a minute on a small table).
         "spark.sql.sources.parallelPartitionDiscovery.parallelism": str(4 * settings.shuffle_partitions),
     }
