@@ -73,7 +73,8 @@ def classify_avro(records: DataFrame, rules: ParseRules, writer: WriterSchema) -
         F.struct(score.alias(N.SCORE), outputs.alias(N.OUTPUTS)).alias(N.PREDICTION),
         _col(writer, N.SAMPLE_RATE, "double").cast("double").alias(N.SAMPLE_RATE),
         _col(writer, N.CONTEXT, "map<string,string>").alias(N.CONTEXT),
-        F.to_json(F.struct(*[F.col(c) for c in writer.fields])).alias("_json"),
+        # The record as read; rendered as JSON only for the rows that keep their raw text (below).
+        F.struct(*[F.col(c) for c in writer.fields]).alias("_record"),
         F.xxhash64(F.lit(0), *[_hashable(records.schema[c].dataType, F.col(c)) for c in writer.fields])
         .alias(N.RECORD_HASH),
         *[(fcol[n].isNotNull() & (F.lit(feats[n] != t))).alias(f"_bad_{n}") for n, t in rules.features.items()
@@ -84,10 +85,11 @@ def classify_avro(records: DataFrame, rules: ParseRules, writer: WriterSchema) -
     reason = _reason(rules, writer, feats)
     return converted.select(
         reason.alias(N.REASON), N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.ENTITY, N.FEATURES, N.EXTRA_FEATURES,
-        N.FEATURE_STATUS, N.PREDICTION, N.SAMPLE_RATE, N.CONTEXT, N.RECORD_HASH, "_json", *POSITION_COLUMNS,
+        N.FEATURE_STATUS, N.PREDICTION, N.SAMPLE_RATE, N.CONTEXT, N.RECORD_HASH, "_record", *POSITION_COLUMNS,
     ).select(
         N.REASON,
-        F.when(F.col(N.REASON).isNotNull() | F.col(N.EXTRA_FEATURES).isNotNull(), F.col("_json")).alias(N.RAW_TEXT),
+        F.when(F.col(N.REASON).isNotNull() | F.col(N.EXTRA_FEATURES).isNotNull(),
+               F.to_json(F.col("_record"))).alias(N.RAW_TEXT),
         F.when(F.col(N.REASON).isNull(), F.col(N.RECORD_HASH)).alias(N.RECORD_HASH),
         F.lit(1).cast("long").alias(N.LINE_BYTES),  # for a v2 file, units read are records (core.accounting)
         N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.ENTITY, N.FEATURES, N.EXTRA_FEATURES, N.FEATURE_STATUS,
@@ -98,7 +100,9 @@ def classify_avro(records: DataFrame, rules: ParseRules, writer: WriterSchema) -
 def _hashable(dtype: T.DataType, value: Column) -> Column:
     """A value xxhash64 accepts: maps (unordered, not hashable) as their sorted entries, also in structs."""
     if isinstance(dtype, T.MapType):
-        return F.array_sort(F.map_entries(value))
+        # sort_array, not array_sort: the same order for entries (keys are never null), and code
+        # generation stays on (array_sort is a higher-order function, which switches it off).
+        return F.sort_array(F.map_entries(value))
     if isinstance(dtype, T.StructType):
         return F.struct(*[_hashable(f.dataType, value[f.name]).alias(f.name) for f in dtype.fields])
     return value
