@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -24,6 +24,7 @@ from skewless.core.localframe import local_frame
 from skewless.ingest.parse import first_true
 from skewless.ingest.transforms import FeatureLimits, decide_features, duplicate_rows, id_counts, ids_in_table
 from skewless.labels.transforms import POLICY_SCHEMA, label_examples
+from skewless.privacy.job import VACUUM_MARGIN, vacuum_can_delete
 from skewless.privacy.transforms import pseudonym
 
 from .conftest import KEY
@@ -162,3 +163,15 @@ def test_conflicts_are_retried_a_bounded_number_of_times(failures: int, attempts
     assert len(waits) == min(failures, attempts - 1)
     assert all(0.2 * 2**k <= w <= 0.4 * 2**k for k, w in enumerate(waits))
     assert conflict_name(ValueError("[DELTA_FILE_NOT_FOUND] gone")) is None
+
+
+@given(age_h=st.floats(-10, 500, allow_nan=False), retain=st.integers(0, 400))
+def test_vacuum_is_skipped_only_where_no_file_can_be_older_than_the_retention(age_h: float, retain: int) -> None:
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    created = now - timedelta(hours=age_h)
+    can = vacuum_can_delete(int(created.timestamp() * 1000), now, retain)
+    if not can:  # even a file written the whole margin before the first commit is inside the retention
+        assert created - VACUUM_MARGIN >= now - timedelta(hours=retain)
+    assert can or retain >= VACUUM_MARGIN.total_seconds() / 3600  # a retention under the margin always runs
+    assert vacuum_can_delete(None, now, retain)  # creation unknown (log cleaned up): VACUUM
+    assert vacuum_can_delete(int((now - timedelta(hours=retain + 1)).timestamp() * 1000), now, retain)

@@ -170,6 +170,20 @@ def file_count(spark: SparkSession, path: str) -> int:
     return 0 if detail is None else int(detail[0])
 
 
+def created_ms(spark: SparkSession, path: str) -> int | None:
+    """When the table's version 0 was committed (the writer's clock, epoch ms); None once that log entry
+    is cleaned up (the table is older than the log's retention) or carries no timestamp."""
+    first = commit_at(spark, path, 0)
+    return first.timestamp_ms if first is not None else None
+
+
+def deletion_vector_count(spark: SparkSession, path: str) -> int | None:
+    """How many deletion vectors the latest version's files carry, from its checksum; None when unknown."""
+    crc = _latest_checksum(spark, path)
+    count = crc.get("numDeletionVectorsOpt") if crc is not None else None
+    return int(count) if count is not None else None
+
+
 def table_property(spark: SparkSession, path: str, key: str) -> str | None:
     """One Delta table property, None when unset."""
     return table_properties(spark, path).get(key)

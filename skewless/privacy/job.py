@@ -32,6 +32,8 @@ from skewless.core.argtypes import checked
 from skewless.core.config import Config
 from skewless.core.delta import (
     commit_metrics,
+    created_ms,
+    deletion_vector_count,
     ensure_table,
     is_table,
     read_delta,
@@ -165,14 +167,34 @@ def _merge_delete(spark: SparkSession, path: str, source: DataFrame, condition: 
     return int(commit_metrics(spark, path, merge.execute).get("numTargetRowsDeleted", 0))
 
 
-def make_physical(spark: SparkSession, path: str, retain_hours: int, *, reorg: bool = True) -> None:
-    """Rewrite files whose rows are only marked deleted (`reorg`), then remove files older than the retention."""
-    if reorg and table_property(spark, path, "delta.enableDeletionVectors") == "true":
+# A table's files are written after its first commit, or in the write that makes it (the margin).
+VACUUM_MARGIN = timedelta(hours=24)
+
+
+def vacuum_can_delete(created_ms: int | None, now: datetime, retain_hours: float) -> bool:
+    """False only when no file of the table can be older than the retention: it was created (version 0
+    committed) after now - retention + VACUUM_MARGIN. Unknown creation (log cleaned up): True."""
+    if created_ms is None:
+        return True
+    created = datetime.fromtimestamp(created_ms / 1000, UTC)
+    return created < now - timedelta(hours=retain_hours) + VACUUM_MARGIN
+
+
+def make_physical(spark: SparkSession, path: str, retain_hours: int, *, reorg: bool = True) -> bool:
+    """Rewrite files whose rows are only marked deleted (`reorg`), then remove files older than the
+    retention; True when the VACUUM ran. Each step is skipped only when the log proves it has nothing
+    to do (no deletion vector; a table younger than the retention): each costs a few Spark jobs even on
+    a tiny table."""
+    if (reorg and table_property(spark, path, "delta.enableDeletionVectors") == "true"
+            and deletion_vector_count(spark, path) != 0):
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
+    if not vacuum_can_delete(created_ms(spark, path), datetime.now(UTC), retain_hours):
+        return False
     # A shorter retention than Delta's default is deliberate here.
     with session_conf(spark, "spark.databricks.delta.retentionDurationCheck.enabled",
                       "false" if retain_hours < 168 else "true"):
         DeltaTable.forPath(spark, path).vacuum(float(retain_hours))
+    return True
 
 
 def _log_request(spark: SparkSession, path: str, record: dict[str, Any]) -> None:
@@ -218,11 +240,14 @@ def vacuum_all(spark: SparkSession, cfg: Config, retain_hours: int, progress: Pr
     The nightly duty (`compact --date` runs purge), so no deleted row outlives the retention by much."""
     paths = {name: table_path(cfg.paths.warehouse, name) for name in N.TABLES}
     paths.update(snapshot_tables(spark, cfg))
-    done = 0
+    done = young = 0
     for path in paths.values():
         if is_table(spark, path):
-            make_physical(spark, path, retain_hours, reorg=False)
-            done += 1
-    progress.step(f"{done} tables vacuumed (files older than {retain_hours} h, _change_data included)")
+            if make_physical(spark, path, retain_hours, reorg=False):
+                done += 1
+            else:
+                young += 1
+    progress.step(f"{done} tables vacuumed (files older than {retain_hours} h, _change_data included); "
+                  f"{young} younger than that skipped")
     return done
 
