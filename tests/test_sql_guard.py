@@ -155,6 +155,21 @@ def test_the_dataframe_api_of_a_bound_session_is_guarded_too(
     assert spark.sql("SELECT 1 AS a").collect() == [Row(a=1)]  # the test's own session is not bound
 
 
+def test_a_view_made_before_binding_is_never_trusted(spark: SparkSession, wh: Config) -> None:
+    """A notebook made views named like the warehouse's tables before binding: one whose table does not
+    exist yet (labels), one whose table the role may not read (the quarantine). Binding drops both;
+    the guard trusts only the views it registered."""
+    s = spark.newSession()
+    s.range(3).createOrReplaceTempView(N.LABELS)
+    s.range(3).createOrReplaceTempView(N.FEATURE_LOGS_QUARANTINE)
+    b = bind(s, wh, "analyst", whole_application=False)
+    assert N.LABELS not in b.views and N.FEATURE_LOGS_QUARANTINE not in b.views and N.FEATURE_LOGS in b.views
+    assert sorted(t.name for t in s.catalog.listTables() if t.isTemporary) == list(b.views)
+    for name in (N.LABELS, N.FEATURE_LOGS_QUARANTINE):
+        with pytest.raises(Exception, match="TABLE_OR_VIEW_NOT_FOUND|query refused"):
+            s.sql(f"SELECT count(*) FROM {name}").collect()
+
+
 def test_the_role_is_fixed_when_the_session_is_bound(bound: dict[str, tuple[SparkSession, Binding]],
                                                      wh: Config) -> None:
     from py4j.protocol import Py4JJavaError

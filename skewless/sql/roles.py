@@ -33,23 +33,33 @@ class Binding:
     clearance: str
 
 
-def register_role_views(spark: SparkSession, cfg: Config, role: str) -> dict[str, str]:
-    """Temp views of every existing table as `role` sees it; returns what it may not see:
-    `table.column` (or `table` when no column is visible) -> access class."""
+@dataclass(frozen=True)
+class RoleViews:
+    """What `register_role_views` made: the views registered, and what the role may not see
+    (`table.column`, or `table` when no column is visible -> access class)."""
+
+    views: tuple[str, ...]
+    hidden: dict[str, str]
+
+
+def register_role_views(spark: SparkSession, cfg: Config, role: str) -> RoleViews:
+    """Temp views of every existing table as `role` sees it, and no other view of those names: a view
+    left by an earlier registration whose table is now absent or hidden is dropped."""
     clearance = cfg.privacy_policy.clearance(role)
     hidden: dict[str, str] = {}
+    views: list[str] = []
     for name in N.QUERYABLE:
         source = _source(spark, cfg, name)
-        if source is None:
-            continue
-        view, cols = role_view(source, clearance)
+        view, cols = role_view(source, clearance) if source is not None else (None, {})
         hidden.update({f"{name}.{c}": cls for c, cls in cols.items()})
         if view is None:
-            hidden[name] = highest(list(cols.values()))  # type: ignore[arg-type]
+            if cols:
+                hidden[name] = highest(list(cols.values()))  # type: ignore[arg-type]
             spark.catalog.dropTempView(name)
             continue
         view.createOrReplaceTempView(name)
-    return hidden
+        views.append(name)
+    return RoleViews(tuple(sorted(views)), hidden)
 
 
 def _source(spark: SparkSession, cfg: Config, name: str) -> DataFrame | None:
@@ -68,10 +78,12 @@ def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool
     bound = role_of(spark)
     if bound is not None:
         raise UsageError(f"this session is already bound to role {bound!r}: a session's role is fixed")
-    hidden = register_role_views(spark, cfg, role)
+    # The names registered, not the catalog's list: that costs a second or more on a cold JVM, and
+    # would also list a same-named view made before this call, which the guard must not trust.
+    registered = register_role_views(spark, cfg, role)
     # A second wall behind the guard: `parquet.`/path`` and the like do not even resolve.
     spark.conf.set("spark.sql.runSQLOnFiles", "false")
-    views = tuple(sorted(t.name for t in spark.catalog.listTables() if t.isTemporary and t.name in N.QUERYABLE))
+    views, hidden = registered.views, registered.hidden
     guard = _guard_class(spark)
     guard.lock(  # type: ignore[attr-defined]
         spark._jsparkSession, role, ",".join(views), whole_application)
