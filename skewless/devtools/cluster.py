@@ -111,12 +111,13 @@ class LocalCluster:
         self._procs.clear()
 
     def submit(self, job: Path, args: Sequence[str], *, py_files: Path, jars: str, cwd: Path,
-               env: dict[str, str] | None = None, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-        """`spark-submit --master spark://... --py-files ZIP --jars JARS job ARGS` in `cwd`."""
+               env: dict[str, str] | None = None, conf: dict[str, str] | None = None,
+               timeout: float = 600) -> subprocess.CompletedProcess[str]:
+        """`spark-submit --master spark://... --py-files ZIP --jars JARS [--conf K=V ...] job ARGS` in `cwd`."""
+        settings = {"spark.executor.cores": "1", "spark.executor.memory": "1g", "spark.sql.shuffle.partitions": "4",
+                    "spark.ui.enabled": "false", "spark.driver.host": LOOPBACK, **(conf or {})}
         cmd = [str(SPARK_HOME / "bin" / "spark-submit"), "--master", self.url, "--py-files", str(py_files),
-               "--jars", jars, "--conf", "spark.executor.cores=1", "--conf", "spark.executor.memory=1g",
-               "--conf", "spark.sql.shuffle.partitions=4", "--conf", "spark.ui.enabled=false",
-               "--conf", f"spark.driver.host={LOOPBACK}", str(job), *args]
+               "--jars", jars, *[a for k, v in settings.items() for a in ("--conf", f"{k}={v}")], str(job), *args]
         return subprocess.run(cmd, cwd=cwd, env={**self._env(), **(env or {})}, capture_output=True, text=True,
                               timeout=timeout)
 
