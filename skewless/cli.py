@@ -52,7 +52,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("sql", "run Spark SQL where the project's tables resolve by plain name, as a role", "skewless.sql.job"),
     Command("sql-user", "add a user to the password file of `skewless sql --serve` (PBKDF2-SHA256)",
             "skewless.sql.passwords", spark=False, config=False),
-    Command("tables", "list the tables, or describe one with every column's access tag", "skewless.sql.tables_job"),
+    Command("tables", "list the tables, or describe one with every column's access tag", "skewless.sql.tables_job",
+            spark=False),  # Delta logs through delta-rs; only a view's describe starts Spark, itself
     Command("forget", "delete a subject from every table, physically (VACUUM), and log the request",
             "skewless.privacy.job", runner="run_forget", add="add_forget_arguments"),
     Command("purge", "purge quarantined raw text past its retention (also done by compact --date)",

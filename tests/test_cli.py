@@ -120,10 +120,12 @@ def test_generate_compact_sql_end_to_end(tmp_path: Path) -> None:
 
     # Independent commands at once, as users and schedulers run them (each its own JVM): a reader of
     # feature_logs and the labels run, which writes other tables.
-    desc, lab = _run_all(
-        [*roots, "tables", "describe", "feature_logs", "--format", "json"],
+    desc, listed_tables, lab = _run_all(
+        [*roots, "tables", "describe", "feature_logs", "--format", "json"], [*roots, "tables", "list"],
         [*roots, "labels", "--through", "2027-03-31"])
     assert desc.returncode == 0, desc.stderr[-3000:]
+    assert listed_tables.returncode == 0 and "feature_logs\tpresent\t" in listed_tables.stdout, listed_tables.stderr
+    assert "privacy_requests\tnot written yet\t" in listed_tables.stdout
     columns = {c["column"]: (c["access"], c["action"]) for c in json.loads(desc.stdout)["columns"]}
     assert columns["entity.email"] == ("restricted", "hash") and columns["logged_at"] == ("public", "keep")
     assert lab.returncode == 0, lab.stderr[-3000:]

@@ -100,3 +100,25 @@ def test_local_frame_equals_create_dataframe(spark: SparkSession) -> None:
     assert local_frame(spark, [], SCHEMA).schema == SCHEMA and local_frame(spark, [], SCHEMA).count() == 0
     with pytest.raises(ValueError, match="'id' with null values to non-nullable"):
         local_frame(spark, [(None, None, None, None, None)], SCHEMA)
+
+
+def test_tables_describe_from_the_log_answers_what_spark_answers(spark: SparkSession, guard_wh: Any) -> None:
+    """`skewless tables describe` reads the log through delta-rs (no JVM): the same partitions, file
+    count, size, properties and tagged columns as Spark's DESCRIBE DETAIL and schema."""
+    from skewless.core.delta import read_delta
+    from skewless.core.names import FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT
+    from skewless.core.paths import table_path
+    from skewless.sql.tables_job import _columns, describe
+
+    for name in (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT):
+        path = table_path(guard_wh.paths.warehouse, name)
+        detail = DeltaTable.forPath(spark, path).detail().first()
+        assert detail is not None
+        info = describe(guard_wh, name)
+        assert (info["partitions"], info["files"], info["bytes"], info["properties"]) == (
+            list(detail["partitionColumns"]), detail["numFiles"], detail["sizeInBytes"], dict(detail["properties"]))
+        assert info["columns"] == _columns(guard_wh, name, read_delta(spark, path).schema)
+        assert isinstance(info["files"], int) and info["files"] > 0
+        assert bool(info["privacy_policy"]) or name == INGESTION_AUDIT  # the tagged writes record their policy
+    tags = {c["column"]: c["access"] for c in describe(guard_wh, FEATURE_LOGS)["columns"]}  # type: ignore[attr-defined]
+    assert tags["entity.email"] == "restricted"

@@ -44,6 +44,18 @@ def test_generate_and_help_start_no_jvm(tmp_path: Path) -> None:
     assert list(tmp_path.rglob("*.jsonl*"))
 
 
+def test_tables_list_and_describe_of_a_table_start_no_jvm(tmp_path: Path) -> None:
+    code = ("import sys, json\nfrom skewless.cli import main\n"
+            f"rc = main(['--warehouse', {str(tmp_path)!r}, 'tables', 'list'])\n"
+            f"rc2 = main(['--warehouse', {str(tmp_path)!r}, 'tables', 'describe', 'feature_logs'])\n"
+            "from pyspark import SparkContext\n"
+            "print(json.dumps({'rc': [rc, rc2], 'jvm': SparkContext._gateway is not None}))")
+    out = _python(code)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"rc": [0, 2], "jvm": False}, out.stderr
+    assert "feature_logs\tnot written yet\t" in out.stdout
+    assert "table 'feature_logs' does not exist yet" in out.stderr
+
+
 def test_spark_submit_entries_are_thin() -> None:
     entries = sorted((ROOT / "jobs").glob("*.py"))
     assert {p.stem for p in entries} >= {"compact", "labels", "snapshot", "forget", "purge", "model", "skew_test",

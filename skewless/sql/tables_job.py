@@ -1,21 +1,28 @@
-"""`skewless tables list|describe TABLE`: what each table holds, and every column's access tag."""
+"""`skewless tables list|describe TABLE`: what each table holds, and every column's access tag.
+
+Tables are read from their Delta logs through delta-rs (no JVM: answers in a second where a Spark
+session takes fifteen); only `describe labeled_examples`, a view computed by Spark, starts a session.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
+from typing import TYPE_CHECKING
 
-from delta.tables import DeltaTable
-from pyspark.sql import SparkSession
+import pyarrow as pa
+import pyarrow.compute as pc
+from deltalake import DeltaTable
 from pyspark.sql.types import StructType
 
 from skewless.core import names as N
 from skewless.core.access import POLICY_PROPERTY, read_tags
 from skewless.core.config import Config
-from skewless.core.delta import is_table, read_delta
 from skewless.core.errors import TableNotFoundError, UsageError
-from skewless.core.paths import table_path
-from skewless.labels import view as examples_view
+from skewless.core.paths import qualify, table_path
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -24,19 +31,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", choices=("table", "json"), default="table")
 
 
-def describe(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
-    if name in N.VIEWS:
-        return _describe_view(spark, cfg, name)
+def _present(cfg: Config, name: str) -> bool:
+    return bool(DeltaTable.is_deltatable(qualify(table_path(cfg.paths.warehouse, name))))
+
+
+def describe(cfg: Config, name: str) -> dict[str, object]:
+    """A table's location, partitioning, size, privacy policy, properties and columns at its latest
+    version, from its Delta log. TableNotFoundError before its first commit."""
     path = table_path(cfg.paths.warehouse, name)
-    if not is_table(spark, path):
+    if not _present(cfg, name):
         raise TableNotFoundError(name, path)
-    detail = DeltaTable.forPath(spark, path).detail().first()
-    assert detail is not None
-    columns = _columns(cfg, name, read_delta(spark, path).schema)
-    props = dict(detail["properties"] or {})
-    return {"table": name, "location": path, "partitions": list(detail["partitionColumns"]),
-            "files": detail["numFiles"], "bytes": detail["sizeInBytes"],
-            "privacy_policy": props.get(POLICY_PROPERTY, ""), "properties": props, "columns": columns}
+    table = DeltaTable(qualify(path))
+    meta = table.metadata()
+    # Delta stores the schema as Spark's own JSON, column metadata (the access tags) included.
+    schema = StructType.fromJson(json.loads(table.schema().to_json()))
+    files = pa.table(table.get_add_actions(flatten=True))
+    props = dict(meta.configuration or {})
+    return {"table": name, "location": path, "partitions": list(meta.partition_columns), "files": files.num_rows,
+            "bytes": int(pc.sum(files["size_bytes"]).as_py() or 0),
+            "privacy_policy": props.get(POLICY_PROPERTY, ""), "properties": props,
+            "columns": _columns(cfg, name, schema)}
 
 
 def _columns(cfg: Config, name: str, schema: StructType) -> list[dict[str, str]]:
@@ -52,8 +66,10 @@ def _columns(cfg: Config, name: str, schema: StructType) -> list[dict[str, str]]
     return out
 
 
-def _describe_view(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
+def describe_view(spark: SparkSession, cfg: Config, name: str) -> dict[str, object]:
     """A view computed at read time: its columns and tags, and the table versions it reads now."""
+    from skewless.labels import view as examples_view
+
     pinned = examples_view.pin(spark, cfg)
     schema = examples_view.labeled_examples(spark, cfg, pinned).schema
     return {"table": name, "location": f"view: {N.FEATURE_LOGS}@{pinned.feature_logs} left join "
@@ -62,20 +78,25 @@ def _describe_view(spark: SparkSession, cfg: Config, name: str) -> dict[str, obj
             "columns": _columns(cfg, name, schema)}
 
 
-def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
+def run(cfg: Config, args: argparse.Namespace) -> int:
     if args.action == "list":
         for name in N.TABLES:
             path = table_path(cfg.paths.warehouse, name)
-            print(f"{name}\t{'present' if is_table(spark, path) else 'not written yet'}\t{path}")
-        for name in N.VIEWS:
-            there = "present" if examples_view.exists(spark, cfg) else "not written yet"
+            print(f"{name}\t{'present' if _present(cfg, name) else 'not written yet'}\t{path}")
+        for name in N.VIEWS:  # labeled_examples reads these two tables
+            there = "present" if all(_present(cfg, t) for t in (N.FEATURE_LOGS, N.LABEL_CHOICES)) else "not written yet"
             print(f"{name}\t{there}\tview of {N.FEATURE_LOGS} and {N.LABEL_CHOICES}")
         return 0
     if not args.table:
         raise UsageError("tables describe: name a table")
     if args.table not in N.QUERYABLE:
         raise UsageError(f"unknown table {args.table!r} (tables: {', '.join(N.QUERYABLE)})")
-    info = describe(spark, cfg, args.table)
+    if args.table in N.VIEWS:
+        from skewless.core.session import build_session
+
+        info = describe_view(build_session(cfg.spark, verbose=args.verbose), cfg, args.table)
+    else:
+        info = describe(cfg, args.table)
     if args.format == "json":
         print(json.dumps(info, default=str))
         return 0
