@@ -84,6 +84,9 @@ def bind(spark: SparkSession, cfg: Config, role: str, *, whole_application: bool
     # A second wall behind the guard: `parquet.`/path`` and the like do not even resolve.
     spark.conf.set("spark.sql.runSQLOnFiles", "false")
     views, hidden = registered.views, registered.hidden
+    # The session catalog (Delta's) is loaded here, on this thread: the JDBC server's handler threads
+    # cannot load it from the class loader that holds --jars (ClassNotFoundException: DeltaCatalog).
+    spark._jsparkSession.sessionState().catalogManager().v2SessionCatalog()
     guard = _guard_class(spark)
     guard.lock(  # type: ignore[attr-defined]
         spark._jsparkSession, role, ",".join(views), whole_application)
