@@ -38,7 +38,8 @@ def _plain(t: pa.DataType) -> pa.DataType:
     return t
 
 
-def _open(path: str, version: int | None) -> DeltaTable:
+def open_table(path: str, version: int | None = None) -> DeltaTable:
+    """The Delta table at `path` (at `version`, default latest). TableNotFoundError before its first commit."""
     uri = qualify(path)
     if not DeltaTable.is_deltatable(uri):
         raise TableNotFoundError(uri.rstrip("/").rsplit("/", 1)[-1], uri)
@@ -49,7 +50,7 @@ def scan_batches(path: str, *, columns: list[str] | None = None, predicate: str 
          version: int | None = None, batch_size: int = 65_536) -> Iterator[pa.RecordBatch]:
     """Stream a Delta table's rows (at `version`, default latest) as record batches of at most
     `batch_size` rows; `predicate` is a SQL filter evaluated per row (e.g. "split = 'train'")."""
-    reader = pa.RecordBatchReader.from_stream(_open(path, version).scan(columns=columns, predicate=predicate))
+    reader = pa.RecordBatchReader.from_stream(open_table(path, version).scan(columns=columns, predicate=predicate))
     schema = pa.schema([pa.field(f.name, _plain(f.type), f.nullable) for f in reader.schema])
     for batch in reader:
         batch = batch.cast(schema) if batch.schema != schema else batch
@@ -60,7 +61,7 @@ def scan_batches(path: str, *, columns: list[str] | None = None, predicate: str 
 def read_arrow(path: str, *, columns: list[str] | None = None, predicate: str | None = None,
                version: int | None = None) -> pa.Table:
     """A whole Delta table (or the rows matching `predicate`) as one Arrow table."""
-    reader = pa.RecordBatchReader.from_stream(_open(path, version).scan(columns=columns, predicate=predicate))
+    reader = pa.RecordBatchReader.from_stream(open_table(path, version).scan(columns=columns, predicate=predicate))
     table = reader.read_all()
     return table.cast(pa.schema([pa.field(f.name, _plain(f.type), f.nullable) for f in table.schema]))
 

@@ -18,8 +18,9 @@ from pyspark.sql.types import StructType
 from skewless.core import names as N
 from skewless.core.access import POLICY_PROPERTY, read_tags
 from skewless.core.config import Config
-from skewless.core.errors import TableNotFoundError, UsageError
+from skewless.core.errors import UsageError
 from skewless.core.paths import qualify, table_path
+from skewless.serving.arrow import open_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -39,13 +40,11 @@ def describe(cfg: Config, name: str) -> dict[str, object]:
     """A table's location, partitioning, size, privacy policy, properties and columns at its latest
     version, from its Delta log. TableNotFoundError before its first commit."""
     path = table_path(cfg.paths.warehouse, name)
-    if not _present(cfg, name):
-        raise TableNotFoundError(name, path)
-    table = DeltaTable(qualify(path))
+    table = open_table(path)
     meta = table.metadata()
     # Delta stores the schema as Spark's own JSON, column metadata (the access tags) included.
     schema = StructType.fromJson(json.loads(table.schema().to_json()))
-    files = pa.table(table.get_add_actions(flatten=True))
+    files = pa.table(table.get_add_actions(flatten=False))
     props = dict(meta.configuration or {})
     return {"table": name, "location": path, "partitions": list(meta.partition_columns), "files": files.num_rows,
             "bytes": int(pc.sum(files["size_bytes"]).as_py() or 0),
