@@ -1,4 +1,5 @@
-"""The `skewless` command. Exit codes: 0 success, 1 a check failed, 2 usage or config error, 3 job failure.
+"""The `skewless` command. Exit codes: 0 success, 1 a check failed, 2 usage or config error, 3 job failure,
+141 stdout closed by its reader.
 
 Every command joins the one registry, `COMMANDS`: its name, help, the module holding its argument adder
 and runner, and whether it needs Spark. Only the chosen command's module is imported, so commands
@@ -9,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import select
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -19,7 +22,10 @@ from skewless import __version__
 from skewless.core.errors import SkewlessError
 
 EXIT_OK, EXIT_CHECK_FAILED, EXIT_USAGE, EXIT_JOB_FAILED = 0, 1, 2, 3
-EPILOG = """exit codes: 0 success, 1 a check failed, 2 usage or config error, 3 job failure.
+# What a shell reports for a process that SIGPIPE killed: `skewless sql ... | head` is not a failed job.
+EXIT_OUTPUT_CLOSED = 128 + 13
+EPILOG = """exit codes: 0 success, 1 a check failed, 2 usage or config error, 3 job failure,
+141 the reader closed stdout early (| head).
 Every job prints progress on stderr and ends with one JSON line of counts on stdout.
 --verbose shows Spark's own log lines too."""
 GLOBAL_OPTIONS = ("--config", "--landing", "--warehouse")
@@ -150,7 +156,9 @@ def submit(command: str, argv: Sequence[str] | None = None) -> int:
 
 def _guarded(fn: Callable[[], int]) -> int:
     try:
-        return fn()
+        code = fn()
+        sys.stdout.flush()  # here, not at the interpreter's exit, where a closed pipe could not be answered
+        return code
     except SkewlessError as exc:
         print(f"skewless: error: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -158,8 +166,23 @@ def _guarded(fn: Callable[[], int]) -> int:
         print("skewless: interrupted", file=sys.stderr)
         return EXIT_JOB_FAILED
     except Exception as exc:  # noqa: BLE001 - a job failure is exit 3 with its traceback, never a hang
+        # The reader of stdout took what it wanted (`| head`). Not a socket's broken pipe (a JVM that died).
+        if isinstance(exc, BrokenPipeError) and _stdout_closed():
+            # Later writes, and the interpreter's own flush at exit, go nowhere instead of raising again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return EXIT_OUTPUT_CLOSED
         traceback.print_exc(limit=8)
         # A JVM error's message carries its whole Java stack; its first lines name the cause.
         head = "\n".join(str(exc).splitlines()[:6])
         print(f"skewless: job failed: {type(exc).__name__}: {head}", file=sys.stderr)
         return EXIT_JOB_FAILED
+
+
+def _stdout_closed() -> bool:
+    """True when stdout is a pipe whose reader has gone (poll reports an error on its write end)."""
+    try:
+        poller = select.poll()
+        poller.register(sys.stdout.fileno(), select.POLLOUT)
+        return any(events & select.POLLERR for _, events in poller.poll(0))
+    except (OSError, ValueError):  # not a file descriptor (a test's captured stream): not a closed pipe
+        return False

@@ -3,9 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
+
+from skewless.cli import EXIT_JOB_FAILED, EXIT_OUTPUT_CLOSED, _guarded
 
 from .conftest import ROOT
 
@@ -54,6 +59,27 @@ def test_tables_list_and_describe_of_a_table_start_no_jvm(tmp_path: Path) -> Non
     assert json.loads(out.stdout.strip().splitlines()[-1]) == {"rc": [0, 2], "jvm": False}, out.stderr
     assert "feature_logs\tnot written yet\t" in out.stdout
     assert "table 'feature_logs' does not exist yet" in out.stderr
+
+
+def test_a_reader_that_closes_stdout_early_ends_the_command_quietly(tmp_path: Path) -> None:
+    """`skewless tables list | head -1`: the reader's choice, not a failed job; exit 141 as a shell
+    reports SIGPIPE, and no traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # closed before the child starts: its first line meets the broken pipe, every time
+    try:
+        out = subprocess.run([str(BIN / "skewless"), "--warehouse", str(tmp_path), "tables", "list"],
+                             stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=120)
+    finally:
+        os.close(write_end)
+    assert (out.returncode, out.stderr) == (EXIT_OUTPUT_CLOSED, "")
+
+
+def test_a_broken_pipe_elsewhere_is_still_a_job_failure(capfd: pytest.CaptureFixture[str]) -> None:
+    def gateway_gone() -> int:  # what a socket to a JVM that died raises; stdout is fine
+        raise BrokenPipeError(32, "Broken pipe")
+
+    assert _guarded(gateway_gone) == EXIT_JOB_FAILED
+    assert "skewless: job failed: BrokenPipeError" in capfd.readouterr().err
 
 
 def test_spark_submit_entries_are_thin() -> None:

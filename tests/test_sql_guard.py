@@ -6,6 +6,7 @@ test_sql_entrypoints.py."""
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from skewless.core.errors import AccessDeniedError, QueryRefusedError, UsageErro
 from skewless.core.paths import table_path
 from skewless.sql.guard import run_statement
 from skewless.sql.roles import Binding, bind
+from skewless.sql.shell import _execute
 
 from . import sql_corpus as C
 from .conftest import frozen
@@ -102,6 +104,19 @@ def test_plain_queries_run_for_every_role(bound: dict[str, tuple[SparkSession, B
             run_statement(s, b, statement).collect()
     s, b = bound["analyst"]
     assert run_statement(s, b, "SELECT count(*) AS n FROM feature_logs").collect() == [Row(n=2)]
+
+
+def test_a_reader_that_closed_the_output_ends_the_shell_not_the_statement(
+        bound: dict[str, tuple[SparkSession, Binding]]) -> None:
+    """`skewless sql ... | head`: the rows' writer meets a closed pipe. The shell must not report a
+    failed statement and read the next one; the error reaches cli, which exits 141 (test_layout)."""
+    class Closed(io.StringIO):
+        def write(self, text: str) -> int:
+            raise BrokenPipeError(32, "Broken pipe")
+
+    s, b = bound["analyst"]
+    with pytest.raises(BrokenPipeError):
+        _execute(s, b, "SELECT count(*) AS n FROM feature_logs", "json", 10, Closed())
 
 
 def test_refusals_name_what_and_why(bound: dict[str, tuple[SparkSession, Binding]], wh: Config) -> None:

@@ -126,6 +126,8 @@ def _execute(spark: SparkSession, binding: Binding, statement: str, fmt: str, li
     if isinstance(error, (QueryRefusedError, AccessDeniedError, UsageError)):
         print(f"skewless: {error}", file=sys.stderr)
         return EXIT_REFUSED
+    if isinstance(error, BrokenPipeError):
+        raise error  # stdout's reader left (`| head`): the command ends (cli maps it), not just this statement
     if isinstance(error, BaseException):
         # A statement that fails at run time (overflow, bad cast) ends itself, not the shell.
         text = str(error).strip()
