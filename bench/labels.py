@@ -19,11 +19,16 @@ Spark session
       prediction (what materializing `labeled_examples` costs; the baseline of the issue's targets;
       best of two), and (c') the recompute of `label_choices` alone (`--full` without the ingest),
   (d) a bare Delta MERGE of the day's changed choices into label_choices, its source computed
-      beforehand: the one commit a nightly run of this layout cannot avoid, with nothing else.
+      beforehand: the one commit a nightly run of this layout cannot avoid, with nothing else,
+  (e) the floor of any layout that keeps a label choice per request (best of two): Spark's JSON
+      reader on the day's label file, the labels joined to the served rows they can reach (request
+      id and serving time of the dates within the longest window: a label carries only a request
+      id, and the serving time decides its window), one Delta append of the matches. No quarantine,
+      dedup, conflict rule, watermark or audit: a lower bound, not a design.
 The day's labels name rows whose 60-day window is still open.
 Writes bench/results/labels.json (labels-<N>[-<D>d].json for other sizes) with the times and the ratios
-to (c) (target for (a): <= 0.2 at 1M over 30 days, <= 0.1 at 6M over 180 days; (b) and (d) are floors
-under it). Asserts no time.
+to (c) (target for (a): <= 0.2 at 1M over 30 days, <= 0.1 at 6M over 180 days; (e) is the floor
+under any design, (b) and (d) under this one's). Asserts no time.
 """
 
 from __future__ import annotations
@@ -98,6 +103,33 @@ def bare_merge(spark: SparkSession, path: str, first_open: int, step: int, new_d
     seconds = time.perf_counter() - started
     source.unpersist()
     return seconds
+
+
+def nightly_floor(spark: SparkSession, cfg: Config, day: str, out: str) -> float:
+    """Seconds of the cheapest correct nightly of any layout that materializes a choice per labeled
+    request: read the day's label lines (Spark's JSON reader, a fixed schema), join them to the served
+    rows they can reach (request id and serving time, the dates within the longest label window before
+    the day's first label), append the matches to a Delta table: one read of each side, one commit."""
+    from pyspark.sql import functions as F
+    from pyspark.sql import types as T
+
+    from skewless.core import names as N
+    from skewless.core.paths import table_path
+    from skewless.labels.choices import label_windows
+    from skewless.labels.sync import reach_from
+
+    shutil.rmtree(out, ignore_errors=True)
+    schema = T.StructType([T.StructField(N.REQUEST_ID, T.StringType()), T.StructField(N.LABEL, T.DoubleType()),
+                           T.StructField(N.OBSERVED_AT, T.TimestampType()), T.StructField(N.SOURCE, T.StringType())])
+    started = time.perf_counter()
+    labels = spark.read.schema(schema).json(str(Path(cfg.paths.landing) / "labels" / f"date={day}"))
+    first = labels.agg(F.min(N.OBSERVED_AT)).first()
+    assert first is not None and first[0] is not None
+    served = (spark.read.format("delta").load(table_path(cfg.paths.warehouse, N.FEATURE_LOGS))
+              .where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first[0], label_windows(cfg))))
+              .select(N.REQUEST_ID, N.EVENT_DATE, N.LOGGED_AT))
+    labels.join(served, on=N.REQUEST_ID, how="inner").write.format("delta").mode("append").save(out)
+    return time.perf_counter() - started
 
 
 def check_input(spark: SparkSession, cfg: Config, rows: int, days: int) -> None:
@@ -256,6 +288,7 @@ def main() -> int:
         choice_times.append(time.perf_counter() - started)
     choices_s = min(choice_times)
     merge_s = bare_merge(spark, table_path(cfg.paths.warehouse, N.LABEL_CHOICES), first_open, step, NEW_DAY)
+    floor_s = min(nightly_floor(spark, cfg, NEW_DAY, str(args.work / f"floor-{i}")) for i in range(2))
     spark.stop()
     result = {
         "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,
@@ -272,6 +305,8 @@ def main() -> int:
         "full_run_seconds": round(full_run_s, 3), "incremental_over_full_run": round(incremental_s / full_run_s, 3),
         "quiet_day_seconds": round(quiet_s, 3), "quiet_day_over_full": round(quiet_s / full_s, 3),
         "bare_merge_seconds": round(merge_s, 3), "bare_merge_over_full": round(merge_s / full_s, 3),
+        "floor_seconds": round(floor_s, 3), "floor_over_full": round(floor_s / full_s, 3),
+        "incremental_over_floor": round(incremental_s / floor_s, 3),
     }
     suffix = "" if args.days == 30 else f"-{args.days}d"
     name = "labels.json" if (n, args.days) == (1_000_000, 30) else f"labels-{n}{suffix}.json"

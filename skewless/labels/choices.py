@@ -98,7 +98,8 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
     return _merge_changes(spark, cfg, fl_path, path, labels, run_labels, state, prev, progress)
 
 
-def _windows(cfg: Config) -> list[int]:
+def label_windows(cfg: Config) -> list[int]:
+    """Every label window in days: the models' and the default policy's (for unknown models)."""
     return [m.labels.window_days for m in cfg.models] + [LabelPolicy().window_days]
 
 
@@ -107,7 +108,7 @@ def _reachable(served: DataFrame, run_labels: DataFrame, cfg: Config) -> DataFra
     of them on); None when the run loaded no label."""
     reach = run_labels.agg(F.min(N.OBSERVED_AT)).first()
     first = reach[0] if reach is not None else None
-    return served.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, _windows(cfg)))) if first else None
+    return served.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, label_windows(cfg)))) if first else None
 
 
 def _named(reachable: DataFrame | None, run_labels: DataFrame, served: DataFrame) -> DataFrame:
