@@ -10,7 +10,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pyspark.sql import SparkSession
@@ -18,7 +20,7 @@ from pyspark.sql import functions as F
 from pyspark.sql import types as T
 
 from skewless.core import names as N
-from skewless.core.delta import conflict_name, retry_conflicts
+from skewless.core.delta import conflict_name, deletion_vectors_possible, retry_conflicts
 from skewless.core.errors import ConcurrentCommitError
 from skewless.core.localframe import local_frame
 from skewless.ingest.parse import first_true
@@ -175,3 +177,23 @@ def test_vacuum_is_skipped_only_where_no_file_can_be_older_than_the_retention(ag
     assert can or retain >= VACUUM_MARGIN.total_seconds() / 3600  # a retention under the margin always runs
     assert vacuum_can_delete(None, now, retain)  # creation unknown (log cleaned up): VACUUM
     assert vacuum_can_delete(int((now - timedelta(hours=retain + 1)).timestamp() * 1000), now, retain)
+
+
+_DV = {"minReaderVersion": 3, "minWriterVersion": 7, "readerFeatures": ["deletionVectors"],
+       "writerFeatures": ["deletionVectors", "changeDataFeed"]}
+
+
+@pytest.mark.parametrize(("crc", "possible"), [
+    (None, True),  # no checksum: unknown, so the REORG runs
+    ({"protocol": {"minReaderVersion": 1, "minWriterVersion": 2}}, False),  # legacy protocol: no vectors exist
+    ({"protocol": {"minReaderVersion": 1, "minWriterVersion": 7, "writerFeatures": ["changeDataFeed"]}}, False),
+    ({"protocol": _DV, "numDeletionVectorsOpt": 0}, False),
+    ({"protocol": _DV, "numDeletionVectorsOpt": 3}, True),
+    ({"protocol": _DV}, True),  # count not recorded
+    # The property switched off after deletes: the vectors written before are still there.
+    ({"protocol": _DV, "numDeletionVectorsOpt": 2,
+      "metadata": {"configuration": {"delta.enableDeletionVectors": "false"}}}, True),
+])
+def test_a_purge_skips_the_reorg_only_when_the_checksum_proves_no_deletion_vector(
+        crc: dict[str, Any] | None, possible: bool) -> None:
+    assert deletion_vectors_possible(crc) is possible

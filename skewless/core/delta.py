@@ -177,11 +177,23 @@ def created_ms(spark: SparkSession, path: str) -> int | None:
     return first.timestamp_ms if first is not None else None
 
 
-def deletion_vector_count(spark: SparkSession, path: str) -> int | None:
-    """How many deletion vectors the latest version's files carry, from its checksum; None when unknown."""
-    crc = _latest_checksum(spark, path)
-    count = crc.get("numDeletionVectorsOpt") if crc is not None else None
-    return int(count) if count is not None else None
+def deletion_vectors_possible(crc: dict[str, Any] | None) -> bool:
+    """From a version's checksum: False only when it proves that no file carries a deletion vector: the
+    protocol lacks the table feature (so none was ever written), or the count is 0. The table property
+    alone proves nothing: switched off, it leaves the vectors already written in place."""
+    if crc is None:
+        return True
+    protocol = crc.get("protocol") or {}
+    if int(protocol.get("minWriterVersion", 7)) < 7 or "deletionVectors" not in (protocol.get("writerFeatures") or
+                                                                                  ["deletionVectors"]):
+        return False
+    count = crc.get("numDeletionVectorsOpt")
+    return count is None or int(count) != 0
+
+
+def may_have_deletion_vectors(spark: SparkSession, path: str) -> bool:
+    """`deletion_vectors_possible` of the latest version: one listing and one small file read."""
+    return deletion_vectors_possible(_latest_checksum(spark, path))
 
 
 def table_property(spark: SparkSession, path: str, key: str) -> str | None:

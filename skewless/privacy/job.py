@@ -33,12 +33,11 @@ from skewless.core.config import Config
 from skewless.core.delta import (
     commit_metrics,
     created_ms,
-    deletion_vector_count,
     ensure_table,
     is_table,
+    may_have_deletion_vectors,
     read_delta,
     session_conf,
-    table_property,
 )
 from skewless.core.errors import UsageError
 from skewless.core.localframe import local_frame
@@ -185,8 +184,7 @@ def make_physical(spark: SparkSession, path: str, retain_hours: int, *, reorg: b
     retention; True when the VACUUM ran. Each step is skipped only when the log proves it has nothing
     to do (no deletion vector; a table younger than the retention): each costs a few Spark jobs even on
     a tiny table."""
-    if (reorg and table_property(spark, path, "delta.enableDeletionVectors") == "true"
-            and deletion_vector_count(spark, path) != 0):
+    if reorg and may_have_deletion_vectors(spark, path):
         spark.sql(f"REORG TABLE delta.`{path}` APPLY (PURGE)")
     if not vacuum_can_delete(created_ms(spark, path), datetime.now(UTC), retain_hours):
         return False
