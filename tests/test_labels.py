@@ -194,6 +194,22 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
                          as_known_dec2)
 
+    # The broken line of Dec 1, fixed at the source, and the date rerun: its quarantined row goes. (The
+    # dates that never quarantined a line have no folder in the quarantine: the run asks storage first.)
+    q_path = f"{warehouse.paths.warehouse}/{N.LABELS_QUARANTINE}"
+    assert {p.name for p in Path(q_path).glob(f"{N.LABEL_DATE}=*")} == {f"{N.LABEL_DATE}=2026-12-01",
+                                                                          f"{N.LABEL_DATE}=2026-12-06"}
+
+    def quarantined() -> dict[str, str]:
+        rows = read_table(spark, warehouse.paths.warehouse, N.LABELS_QUARANTINE).collect()
+        return {f"{r[N.LABEL_DATE]}": r[N.REASON] for r in rows}
+
+    assert quarantined() == {"2026-12-01": "malformed_json", "2026-12-06": "empty_record"}
+    _write_labels(landing, "2026-12-01", [
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"}])
+    run("2026-12-01")
+    assert quarantined() == {"2026-12-06": "empty_record"}
+
 
 def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
         spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:

@@ -23,12 +23,13 @@ from skewless.core.delta import (
     read_table,
     replace_rows,
     rows_added,
+    table_properties,
 )
 from skewless.core.errors import InvariantError, UsageError
 from skewless.core.localframe import local_frame
 from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, table_path
 from skewless.core.progress import Progress, summary
-from skewless.core.storage import list_files, list_subfolders, read_landing_text
+from skewless.core.storage import list_files, list_subfolders, path_exists, read_landing_text
 from skewless.labels.choices import update_choices
 from skewless.labels.transforms import (
     EXAMPLE_COLUMNS,
@@ -134,8 +135,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded}
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
-        if unread or any(k is not None for k in by_reason) or not is_table(spark, q_path) or (
-                read_delta(spark, q_path).where(where).limit(1).count()):
+        if unread or any(k is not None for k in by_reason) or _quarantined_before(spark, q_path, days, where):
             whole = files_to_label_quarantine(file_rows(spark, unread), run_id, started)
             replace_rows(to_label_quarantine(classified, run_id, started).unionByName(whole).coalesce(1), q_path,
                          (N.LABEL_DATE,), where, LABEL_QUARANTINE_PROPERTIES, policy, run_id)
@@ -149,6 +149,22 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     progress.step(f"labels {label}: read={counts['records_read']} loaded={counts['loaded']} "
                   f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
     return counts
+
+
+def _quarantined_before(spark: SparkSession, q_path: str, days: list[datetime], where: str) -> bool:
+    """Whether the label quarantine may hold rows of these dates, which this run's replace must then
+    clear (True when the table does not exist yet: the first run creates it). Storage answers first: a
+    date whose partition folder was never written holds no row, and asking costs one call a date, where
+    looking inside loads the table's snapshot (a few Spark jobs, about a second on 2 cores)."""
+    if not is_table(spark, q_path):
+        return True
+    props = table_properties(spark, q_path)
+    # Hive-style folders, unless column mapping or random prefixes put the files elsewhere.
+    hive_style = (props.get("delta.columnMapping.mode", "none") == "none"
+                  and props.get("delta.randomizeFilePrefixes", "false") != "true")
+    if hive_style and not any(path_exists(spark, f"{q_path}/{N.LABEL_DATE}={d:%Y-%m-%d}") for d in days):
+        return False
+    return bool(read_delta(spark, q_path).where(where).limit(1).count())
 
 
 def examples_as_of(spark: SparkSession, cfg: Config, as_of: datetime) -> DataFrame:
