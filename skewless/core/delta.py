@@ -184,8 +184,10 @@ def deletion_vectors_possible(crc: dict[str, Any] | None) -> bool:
     if crc is None:
         return True
     protocol = crc.get("protocol") or {}
-    if int(protocol.get("minWriterVersion", 7)) < 7 or "deletionVectors" not in (protocol.get("writerFeatures") or
-                                                                                  ["deletionVectors"]):
+    if int(protocol.get("minWriterVersion", 7)) < 7:
+        return False  # a legacy protocol has no table features, deletion vectors among them
+    features = protocol.get("writerFeatures")
+    if features is not None and "deletionVectors" not in features:
         return False
     count = crc.get("numDeletionVectorsOpt")
     return count is None or int(count) != 0

@@ -32,12 +32,6 @@ def hadoop_fs(spark: SparkSession, path: str) -> tuple[Any, Any]:
     return hpath.getFileSystem(conf), hpath
 
 
-def path_exists(spark: SparkSession, path: str) -> bool:
-    """Whether a file or folder exists at `path` (on an object store: any object under the prefix)."""
-    fs, hpath = hadoop_fs(spark, path)
-    return bool(fs.exists(hpath))
-
-
 def write_text(spark: SparkSession, path: str, text: str) -> None:
     """Write a small text file (a report) through Hadoop's FileSystem."""
     fs, hpath = hadoop_fs(spark, path)

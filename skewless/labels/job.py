@@ -29,7 +29,7 @@ from skewless.core.errors import InvariantError, UsageError
 from skewless.core.localframe import local_frame
 from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, table_path
 from skewless.core.progress import Progress, summary
-from skewless.core.storage import list_files, list_subfolders, path_exists, read_landing_text
+from skewless.core.storage import list_files, list_subfolders, read_landing_text
 from skewless.labels.choices import update_choices
 from skewless.labels.transforms import (
     EXAMPLE_COLUMNS,
@@ -154,15 +154,17 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
 def _quarantined_before(spark: SparkSession, q_path: str, days: list[datetime], where: str) -> bool:
     """Whether the label quarantine may hold rows of these dates, which this run's replace must then
     clear (True when the table does not exist yet: the first run creates it). Storage answers first: a
-    date whose partition folder was never written holds no row, and asking costs one call a date, where
-    looking inside loads the table's snapshot (a few Spark jobs, about a second on 2 cores)."""
+    date whose partition folder was never written holds no row, and one listing of the table's folders
+    answers for every date, where looking inside loads the table's snapshot (a few Spark jobs, about a
+    second on 2 cores)."""
     if not is_table(spark, q_path):
         return True
     props = table_properties(spark, q_path)
     # Hive-style folders, unless column mapping or random prefixes put the files elsewhere.
     hive_style = (props.get("delta.columnMapping.mode", "none") == "none"
                   and props.get("delta.randomizeFilePrefixes", "false") != "true")
-    if hive_style and not any(path_exists(spark, f"{q_path}/{N.LABEL_DATE}={d:%Y-%m-%d}") for d in days):
+    written = set(list_subfolders(spark, q_path, f"{N.LABEL_DATE}=")) if hive_style else None
+    if written is not None and not any(f"{N.LABEL_DATE}={d:%Y-%m-%d}" in written for d in days):
         return False
     return bool(read_delta(spark, q_path).where(where).limit(1).count())
 
