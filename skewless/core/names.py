@@ -29,6 +29,7 @@ TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS,
                  DRIFT_REFERENCES, NIGHTLY_RUNS, NIGHTLY_STEPS)
 # Names a reader queries that are computed from tables at read time (never written as a table).
 VIEWS: Final = (LABELED_EXAMPLES,)
+LABELED_EXAMPLES_SOURCES: Final = (FEATURE_LOGS, LABEL_CHOICES)  # the tables the view reads
 QUERYABLE: Final = (*TABLES, *VIEWS)
 
 # Landing layout.

@@ -33,14 +33,14 @@ class Pinned:
 
 
 def exists(spark: SparkSession, cfg: Config) -> bool:
-    return all(is_table(spark, table_path(cfg.paths.warehouse, n)) for n in (N.FEATURE_LOGS, N.LABEL_CHOICES))
+    return all(is_table(spark, table_path(cfg.paths.warehouse, n)) for n in N.LABELED_EXAMPLES_SOURCES)
 
 
 def pin(spark: SparkSession, cfg: Config, *, feature_logs: int | None = None,
         label_choices: int | None = None) -> Pinned:
     """The current versions (or the given ones) and the labels state of that `label_choices` version.
     TableNotFoundError when no labels run has written `label_choices` yet."""
-    paths = {n: table_path(cfg.paths.warehouse, n) for n in (N.FEATURE_LOGS, N.LABEL_CHOICES)}
+    paths = {n: table_path(cfg.paths.warehouse, n) for n in N.LABELED_EXAMPLES_SOURCES}
     for name, path in paths.items():
         if not is_table(spark, path):
             raise TableNotFoundError(name, path)

@@ -82,9 +82,9 @@ def run(cfg: Config, args: argparse.Namespace) -> int:
         for name in N.TABLES:
             path = table_path(cfg.paths.warehouse, name)
             print(f"{name}\t{'present' if _present(cfg, name) else 'not written yet'}\t{path}")
-        for name in N.VIEWS:  # labeled_examples reads these two tables
-            there = "present" if all(_present(cfg, t) for t in (N.FEATURE_LOGS, N.LABEL_CHOICES)) else "not written yet"
-            print(f"{name}\t{there}\tview of {N.FEATURE_LOGS} and {N.LABEL_CHOICES}")
+        for name in N.VIEWS:
+            there = "present" if all(_present(cfg, t) for t in N.LABELED_EXAMPLES_SOURCES) else "not written yet"
+            print(f"{name}\t{there}\tview of {' and '.join(N.LABELED_EXAMPLES_SOURCES)}")
         return 0
     if not args.table:
         raise UsageError("tables describe: name a table")
