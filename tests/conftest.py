@@ -20,7 +20,7 @@ from skewless.core.config import Config, SparkSettings, load
 from skewless.core.policy import HashKey
 from skewless.core.session import build_session
 
-from . import jvm_archive
+from . import beside, jvm_archive
 
 ROOT = Path(__file__).resolve().parent.parent
 # The dev profile's per-warehouse keys (made by CLI runs in subprocesses too) stay out of $HOME.
@@ -43,32 +43,50 @@ os.environ.setdefault("SPARK_SUBMIT_OPTS", _C1_ONLY)
 # ...and faster again with the classes they all load mapped from one archive (measured: sql 13.4 ->
 # 9.3 s, compact 32 -> 29 s), made by a JVM in the background while the first tests run, and used from
 # the first test that starts after it.
-_ARCHIVE = Path(tempfile.mkdtemp(prefix="skewless-cds-")) / "cli.jsa"
+# The second pytest process of a run (tests/beside.py) inherits the path and uses the same archive.
+if "SKEWLESS_TEST_CDS" not in os.environ:
+    os.environ["SKEWLESS_TEST_CDS"] = str(Path(_made("skewless-cds-")) / "cli.jsa")
+_ARCHIVE = Path(os.environ["SKEWLESS_TEST_CDS"])
 _DUMP: subprocess.Popen[bytes] | None = None
+_BESIDE: beside.BesideRun | None = None
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Only a run with Spark tests starts the dumping JVM (`make test-fast` starts none)."""
-    global _DUMP
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", f"{beside.MARK}: starts its own JVMs, uses no in-process session; "
+                                       "runs in a second pytest process beside the rest (tests/beside.py)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Only a run with Spark tests starts the dumping JVM (`make test-fast` starts none); the `beside`
+    tests start in their own process at once."""
+    global _DUMP, _BESIDE
     uses_spark = any("spark" in getattr(item, "fixturenames", ()) for item in items)
-    if uses_spark and os.environ["SPARK_SUBMIT_OPTS"] == _C1_ONLY:
+    if uses_spark and os.environ["SPARK_SUBMIT_OPTS"] == _C1_ONLY and beside.CHILD not in os.environ:
         _DUMP = jvm_archive.start_dump(_ARCHIVE)
+    _BESIDE = beside.split(config, items)
 
 
-def pytest_sessionfinish() -> None:
+@pytest.hookimpl(tryfirst=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    if _BESIDE is not None and _BESIDE.wait(interrupted=exitstatus == pytest.ExitCode.INTERRUPTED) != 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
     jvm_archive.stop_dump(_DUMP, _ARCHIVE)
     for folder in _MADE:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _BESIDE is not None:
+        verdict = "passed" if _BESIDE.returncode == 0 else f"FAILED (exit {_BESIDE.returncode}): the run fails"
+        terminalreporter.section(f"{_BESIDE.count} tests beside, in a second process: {verdict}")
+        terminalreporter.write(_BESIDE.report())
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
-    """Subprocess JVMs use the archive once the dumping JVM has written it (between tests: no JVM of
-    the suite is starting then)."""
-    global _DUMP
-    if _DUMP is not None and _DUMP.poll() is not None:
-        if _DUMP.returncode == 0 and _ARCHIVE.is_file():
-            os.environ["SPARK_SUBMIT_OPTS"] = jvm_archive.options(_ARCHIVE)
-        _DUMP = None
+    """Subprocess JVMs use the archive once the dumping JVM has written it whole (checked between
+    tests: no JVM of this process is starting then)."""
+    if os.environ["SPARK_SUBMIT_OPTS"] == _C1_ONLY and jvm_archive.ready(_ARCHIVE):
+        os.environ["SPARK_SUBMIT_OPTS"] = jvm_archive.options(_ARCHIVE)
 
 
 def _cli_config() -> str:

@@ -4,7 +4,8 @@ it loaded at exit (`-XX:ArchiveClassesAtExit`); later JVMs map them instead of l
 them again. A JVM that cannot use the archive (another JDK, another class path) ignores it
 (`-Xshare:auto`), so the archive changes start-up time only, never behaviour.
 
-Run as `python -m tests.jvm_archive`: the JVM it starts is the dumping one.
+Run as `python -m tests.jvm_archive ARCHIVE`: the JVM it starts is the dumping one; a marker next to
+ARCHIVE says it ended well, for every pytest process of the run (tests/beside.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def start_dump(archive: Path) -> subprocess.Popen[bytes]:
     env = {**os.environ, "SPARK_SUBMIT_OPTS": f"{C1_ONLY} -XX:ArchiveClassesAtExit={archive}"}
     # Niced: the tests running meanwhile keep the cores they use; the dump takes what they leave.
     # Its own process group: the run's end can stop the Python and the JVM it started together.
-    return subprocess.Popen([sys.executable, "-m", "tests.jvm_archive"], cwd=ROOT, env=env,
+    return subprocess.Popen([sys.executable, "-m", "tests.jvm_archive", str(archive)], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=lambda: os.nice(10),
                             start_new_session=True)
 
@@ -42,6 +43,16 @@ def stop_dump(proc: subprocess.Popen[bytes] | None, archive: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     shutil.rmtree(archive.parent, ignore_errors=True)
+
+
+def ready(archive: Path) -> bool:
+    """Whether the dumping run ended well and its JVM had written the archive whole (a partial archive
+    exists while the JVM writes it)."""
+    return _done(archive).is_file() and archive.is_file()
+
+
+def _done(archive: Path) -> Path:
+    return archive.with_name(archive.name + ".done")
 
 
 def options(archive: Path) -> str:
@@ -89,3 +100,4 @@ def _work(spark: SparkSession, root: Path) -> None:
 
 if __name__ == "__main__":
     _workload()
+    _done(Path(sys.argv[1])).touch()

@@ -11,7 +11,12 @@ import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import pytest
+
 from .conftest import ROOT
+
+# Subprocesses only: they run beside the in-process session's tests (tests/beside.py).
+pytestmark = pytest.mark.beside
 
 BIN = Path(sys.executable).parent
 
