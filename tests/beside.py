@@ -3,8 +3,9 @@
 They start their own JVMs (the CLI, spark-submit) and use no in-process session, so the suite keeps its
 one session. The point is the two cores: a JVM's start-up and a small Spark job keep about one core busy,
 so the session's tests and a test waiting on a subprocess's JVM share the machine better than they take
-turns. The run's result is both processes' result: a failure beside fails the run, and the second
-process's report is printed after the first's.
+turns. The second process is niced: it takes the cycles the first leaves. The run's result is both
+processes' result: a failure beside fails the run, and the second process's report is printed after the
+first's.
 """
 
 from __future__ import annotations
@@ -30,9 +31,12 @@ class BesideRun:
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"]
         if config.option.durations is not None:
             args.append(f"--durations={config.option.durations}")
+        # Niced, with every JVM it starts: this process is the run's critical path, the second one takes
+        # what it leaves (not niced, both ran at once and this one's tests slowed by a third).
         # Same process group: Ctrl-C in a terminal reaches both processes.
         self._proc = subprocess.Popen([*args, *nodeids], cwd=config.rootpath, env={**os.environ, CHILD: "1"},
-                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT)
+                                      stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
+                                      preexec_fn=lambda: os.nice(10))
         self.returncode: int | None = None
 
     def wait(self, interrupted: bool) -> int:

@@ -177,9 +177,15 @@ def guard_wh(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> C
     from skewless.core.progress import Progress
     from skewless.ingest import job as compact_run
 
-    root = tmp_path_factory.mktemp("guard")
+    cfg = guard_landing(tmp_path_factory.mktemp("guard"))
+    compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
+    return cfg
+
+
+def guard_landing(root: Path) -> Config:
+    """The SQL tests' warehouse under `root` before compaction: an hour of two records and a broken line,
+    and a scratch folder the corpus's statements name."""
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
     write_hour(cfg.paths.landing, HOUR, "part-0", [record("r1"), record("r2"), "{not json"])
-    compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
     (root / "scratch").mkdir()
     return cfg

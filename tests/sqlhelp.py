@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless.core import names as N
@@ -32,6 +33,20 @@ def state(spark: SparkSession, wh: Config) -> object:
         path = table_path(wh.paths.warehouse, name)
         out[name] = (sorted(map(str, frozen(spark, read_delta(spark, path)).collect())),
                      last_commit(spark, path)["version"], table_properties(spark, path))
+    return _folders(out, wh)
+
+
+def stored_state(wh: Config) -> object:
+    """`state` read with delta-rs, for the tests that run beside the in-process session."""
+    out: dict[str, object] = {}
+    for name in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.INGESTION_AUDIT):
+        table = DeltaTable(table_path(wh.paths.warehouse, name))
+        out[name] = (sorted(map(str, table.to_pyarrow_table().to_pylist())), table.version(),
+                     table.metadata().configuration)
+    return _folders(out, wh)
+
+
+def _folders(out: dict[str, object], wh: Config) -> object:
     out["scratch"] = sorted(os.listdir(scratch(wh)))
     out["warehouse"] = sorted(os.listdir(wh.paths.warehouse))
     return out

@@ -1,7 +1,9 @@
 """Every way into `skewless sql` as a user runs it, each refusing the hostile corpus with nothing run:
 the CLI shell over a pipe, the CLI with the issue's repro, a notebook process
 (`skewless.sql.session`), beeline against `skewless sql --serve`, and the shell in a real terminal
-(Ctrl-C, history). The subprocesses that need no terminal run at once (they each start a JVM)."""
+(Ctrl-C, history). The subprocesses that need no terminal run at once (they each start a JVM). No test
+here uses the in-process session: the warehouse is compacted by the CLI and read back with delta-rs, and
+the module runs beside the rest (tests/beside.py)."""
 
 from __future__ import annotations
 
@@ -16,15 +18,16 @@ from importlib import resources
 from pathlib import Path
 
 import pytest
-from pyspark.sql import SparkSession
 
 from skewless.core.config import Config
 from skewless.sql.passwords import add_user
 
 from . import sql_corpus as C
-from .conftest import ROOT
-from .sqlhelp import fill, state
+from .conftest import HOUR, ROOT, guard_landing
+from .sqlhelp import fill, stored_state
 from .terminal import Terminal
+
+pytestmark = pytest.mark.beside
 
 SKEWLESS = str(Path(sys.executable).parent / "skewless")
 BEELINE = str(resources.files("pyspark").joinpath("bin", "beeline"))  # beeline ships with pyspark
@@ -32,6 +35,17 @@ BEELINE = str(resources.files("pyspark").joinpath("bin", "beeline"))  # beeline 
 
 def _cli(wh: Config, *args: str) -> list[str]:
     return [SKEWLESS, "--landing", wh.paths.landing, "--warehouse", wh.paths.warehouse, "sql", *args]
+
+
+@pytest.fixture(scope="module")
+def guard_wh(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """conftest's `guard_wh`, compacted by the CLI in its own process."""
+    cfg = guard_landing(tmp_path_factory.mktemp("guard"))
+    out = subprocess.run([SKEWLESS, "--landing", cfg.paths.landing, "--warehouse", cfg.paths.warehouse, "compact",
+                          "--hour", f"{HOUR:%Y-%m-%dT%H}"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1])["loaded"] == 2
+    return cfg
 
 
 def _notebook_code(wh: Config) -> str:
@@ -54,9 +68,9 @@ print(json.dumps(out))
 """
 
 
-def test_the_cli_shell_the_cli_repro_and_a_notebook_process(spark: SparkSession, guard_wh: Config) -> None:
+def test_the_cli_shell_the_cli_repro_and_a_notebook_process(guard_wh: Config) -> None:
     wh = guard_wh
-    before = state(spark, wh)
+    before = stored_state(wh)
     # The whole corpus through one shell over a pipe; a comment with a `;` and a last statement without
     # one (it runs at EOF).
     script = "".join(fill(s, wh) + ";\n" for s in C.DESTRUCTIVE) + \
@@ -91,7 +105,7 @@ def test_the_cli_shell_the_cli_repro_and_a_notebook_process(spark: SparkSession,
     assert rc == 0, err[-3000:]
     result = json.loads(out.strip().splitlines()[-1])
     assert result == {"n": 2, "newSession": "refused", "path": "refused", "drop": "refused"}
-    assert state(spark, wh) == before
+    assert stored_state(wh) == before
 
 
 def _free_port() -> int:
@@ -133,9 +147,9 @@ def _beeline(port: int, *args: str, password: str = "correct-horse-battery",
                           stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout, check=False)
 
 
-def test_beeline_reads_as_the_role_and_is_refused_the_rest(spark: SparkSession, server: int,
+def test_beeline_reads_as_the_role_and_is_refused_the_rest(server: int,
                                                            guard_wh: Config, tmp_path: Path) -> None:
-    before = state(spark, guard_wh)
+    before = stored_state(guard_wh)
     # One beeline for three statements: a read the role may make, a restricted column, the repro.
     script = tmp_path / "three.sql"
     script.write_text("SELECT count(*) AS n FROM feature_logs;\nSELECT entity.email FROM feature_logs;\n"
@@ -154,12 +168,12 @@ def test_beeline_reads_as_the_role_and_is_refused_the_rest(spark: SparkSession, 
         wrong_out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
         wrong_err = exc.stderr.decode() if isinstance(exc.stderr, bytes) else (exc.stderr or "")
     assert "leaked" not in wrong_out and "Peer indicated failure" in wrong_err, wrong_err[-2000:]
-    assert state(spark, guard_wh) == before
+    assert stored_state(guard_wh) == before
 
 
-def test_the_corpus_through_beeline_shows_nothing_and_changes_nothing(spark: SparkSession, server: int,
+def test_the_corpus_through_beeline_shows_nothing_and_changes_nothing(server: int,
                                                                     guard_wh: Config, tmp_path: Path) -> None:
-    before = state(spark, guard_wh)
+    before = stored_state(guard_wh)
     corpus = tmp_path / "corpus.sql"
     # Beeline splits on `;` itself: scripting blocks go in as one line each with their inner `;`
     # and fail as fragments; each fragment is refused or rejected.
@@ -171,7 +185,7 @@ def test_the_corpus_through_beeline_shows_nothing_and_changes_nothing(spark: Spa
     refusals = done.stderr.count("query refused") + done.stderr.count("UNRESOLVED_") + \
         done.stderr.count("PARSE_SYNTAX_ERROR")
     assert refusals >= len(C.DESTRUCTIVE) - 5, done.stderr[-3000:]
-    assert state(spark, guard_wh) == before
+    assert stored_state(guard_wh) == before
 
 
 def test_the_interactive_shell(guard_wh: Config, tmp_path: Path) -> None:
