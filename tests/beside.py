@@ -31,8 +31,8 @@ class BesideRun:
         args = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rfE"]
         if config.option.durations is not None:
             args.append(f"--durations={config.option.durations}")
-        # Niced, with every JVM it starts: this process is the run's critical path, the second one takes
-        # what it leaves (not niced, both ran at once and this one's tests slowed by a third).
+        # Niced, with every JVM it starts: this process's tests take longer in all (the run's critical
+        # path), so the second one takes the cycles they leave.
         # Same process group: Ctrl-C in a terminal reaches both processes.
         self._proc = subprocess.Popen([*args, *nodeids], cwd=config.rootpath, env={**os.environ, CHILD: "1"},
                                       stdin=subprocess.DEVNULL, stdout=self._out, stderr=subprocess.STDOUT,
