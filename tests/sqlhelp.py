@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from deltalake import DeltaTable
 from pyspark.sql import SparkSession
 
 from skewless.core import names as N
 from skewless.core.config import Config
 from skewless.core.delta import last_commit, read_delta, table_properties
 from skewless.core.paths import table_path
+from skewless.serving.arrow import open_table
 
 from . import sql_corpus as C
 from .conftest import frozen
@@ -40,7 +40,7 @@ def stored_state(wh: Config) -> object:
     """`state` read with delta-rs, for the tests that run beside the in-process session."""
     out: dict[str, object] = {}
     for name in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.INGESTION_AUDIT):
-        table = DeltaTable(table_path(wh.paths.warehouse, name))
+        table = open_table(table_path(wh.paths.warehouse, name))
         out[name] = (sorted(map(str, table.to_pyarrow_table().to_pylist())), table.version(),
                      table.metadata().configuration)
     return _folders(out, wh)

@@ -16,14 +16,15 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
-from deltalake import DeltaTable
 
 from skewless.core import names as N
 from skewless.core.config import Config
 from skewless.core.jars import require_jars
+from skewless.core.paths import table_path
 from skewless.devtools.cluster import LocalCluster
 from skewless.devtools.generator import GenSpec, generate
 from skewless.devtools.pyzip import build as build_zip
+from skewless.serving.arrow import read_arrow
 
 from . import jvm_archive
 from .conftest import HOUR, KEY, ROOT
@@ -40,7 +41,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 def _rows(warehouse: str, table: str) -> pa.Table:
     """A table's rows in a fixed order, without the run's own columns."""
-    rows = DeltaTable(str(Path(warehouse) / table)).to_pyarrow_table()
+    rows = read_arrow(table_path(warehouse, table))
     rows = rows.drop_columns([c for c in RUN_COLUMNS if c in rows.column_names])
     keys = [(f.name, "ascending") for f in rows.schema if not pa.types.is_nested(f.type)]
     return rows.take(pc.sort_indices(rows, sort_keys=keys))
