@@ -10,6 +10,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
@@ -272,6 +273,38 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {  # p1's label came 6 days on
         "p1": "labeled", "p2": "matured_negative", "p3": "matured_negative"}
     assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in ex.collect()} == {timedelta(days=7)}
+
+
+def test_a_run_killed_after_its_label_commit_is_absorbed_by_the_next_run_of_any_date(
+        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
+    landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
+    write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
+    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    _write_labels(landing, "2026-12-01", [])
+    _write_labels(landing, "2026-12-02", [
+        {"request_id": "p1", "label": 1, "observed_at": "2026-12-02T09:00:00Z", "source": "chargeback"}])
+    _write_labels(landing, "2026-12-03", [
+        {"request_id": "p2", "label": 1, "observed_at": "2026-12-03T09:00:00Z", "source": "chargeback"}])
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-01", through=None, full=False)) == 0
+    # The run of Dec 2 dies after its label commit and before label_choices': its labels are only in
+    # `labels`. A forget of p3 (a MERGE that only deletes) lands in between.
+    labels_run.ingest(spark, warehouse, [datetime(2026, 12, 2)], "labels-killed", datetime(2026, 12, 3),
+                      Progress("test"))
+    (DeltaTable.forPath(spark, f"{tables}/{N.LABELS}").alias("t")
+     .merge(spark.createDataFrame([("p3",)], "request_id string").alias("s"), "t.request_id = s.request_id")
+     .whenMatchedDelete().execute())
+    capsys.readouterr()
+    # The next run is of a later date: it takes the killed run's date with its own.
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-03", through=None, full=False)) == 0
+    assert "recomputing" not in capsys.readouterr().err
+    ex = _examples(spark, warehouse)
+    assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
+        "p1": (1.0, "labeled"), "p2": (1.0, "labeled"), "p3": (None, "pending")}
+    recorded = last_state(spark, f"{tables}/{N.LABEL_CHOICES}")
+    assert recorded is not None and recorded.as_of == datetime(2026, 12, 4)
+    merged = frozen(spark, read_table(spark, tables, N.LABEL_CHOICES))
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-03", through=None, full=True)) == 0
+    assertDataFrameEqual(read_table(spark, tables, N.LABEL_CHOICES), merged)
 
 
 def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_still_land(

@@ -257,17 +257,19 @@ def _sql_quote(value: str) -> str:
 
 
 def replace_rows(df: DataFrame, path: str, partitions: tuple[str, ...], where: str,
-                 properties: dict[str, str], policy: PrivacyPolicy, run_id: str = "") -> dict[str, Any]:
+                 properties: dict[str, str], policy: PrivacyPolicy, run_id: str = "",
+                 metadata: dict[str, Any] | None = None) -> dict[str, Any]:
     """One Delta commit that swaps the rows matching `where` (a landing hour, a label date) for `df`:
     a rerun converges, a crash before the commit leaves the previous version. New columns merge.
-    Columns carry their access tags; the commit records the privacy policy's version."""
+    Columns carry their access tags; the commit records the privacy policy's version (and `metadata`,
+    in its userMetadata, for the jobs that read this table's log)."""
     df = tagged(df, path.rstrip("/").rsplit("/", 1)[-1], policy)
 
     def commit() -> None:
         ensure_table(spark=df.sparkSession, path=path, schema=df.schema, partitions=partitions,
                      properties={**properties, POLICY_PROPERTY: policy.tag})
         (df.write.format("delta").mode("overwrite").option("mergeSchema", "true").option("replaceWhere", where)
-         .option("userMetadata", json.dumps({POLICY_PROPERTY: policy.tag, "run_id": run_id}))
+         .option("userMetadata", json.dumps({**(metadata or {}), POLICY_PROPERTY: policy.tag, "run_id": run_id}))
          .partitionBy(*partitions).save(path))
 
     retry_conflicts(commit, f"replace {where} in {path}")

@@ -43,6 +43,7 @@ from skewless.core.progress import Progress
 from skewless.labels.sync import (
     SyncState,
     feed_covers,
+    label_dates_since,
     labels_as_of_watermark,
     last_state,
     policies_digest,
@@ -75,15 +76,21 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
         progress.step("no feature_logs yet: labels ingested, nothing to join")
         return dict(ZERO)
     labels = read_table(spark, cfg.paths.warehouse, N.LABELS)
+    labels_version = last_commit(spark, table_path(cfg.paths.warehouse, N.LABELS))["version"]
     path = table_path(cfg.paths.warehouse, N.LABEL_CHOICES)
     prev = None if not is_table(spark, path) else last_state(spark, path)
+    dates = _run_dates(spark, cfg, days, prev, labels_version, full=full, progress=progress)
     # Labels are known through the last ingested date, also when that day brought no label; a rerun of
-    # an older date never moves the watermark back.
-    as_of = max(labels_as_of_watermark(labels) or datetime.min, max(days) + timedelta(days=1),
-                prev.as_of if prev is not None else datetime.min)
+    # an older date never moves the watermark back. Merging from a state, the dates loaded since are
+    # known from the log; otherwise from the labels themselves (an aggregate over the table).
+    through = max(dates or days) + timedelta(days=1)
+    as_of = max(through, prev.as_of if prev is not None else datetime.min)
+    if dates is None or full or prev is None or prev.labels_version is None:
+        as_of = max(as_of, labels_as_of_watermark(labels) or datetime.min)
+        prev = None if dates is None else prev
     rows = tuple(policy_rows(cfg.models))
-    state = SyncState(last_commit(spark, fl_path)["version"], as_of, policies_digest(rows), rows)
-    run_labels = labels.where(F.col(N.LABEL_DATE).isin(*[d.date() for d in days]))
+    state = SyncState(last_commit(spark, fl_path)["version"], as_of, policies_digest(rows), rows, labels_version)
+    run_labels = labels.where(F.col(N.LABEL_DATE).isin(*sorted(d.date() for d in (dates or days))))
     if prev is not None and prev.policies != state.policies:
         progress.step("label policies changed since the last run: recomputing label_choices")
         prev = None
@@ -96,6 +103,36 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
     if prev is None or full:
         return _recompute(spark, cfg, fl_path, path, labels, run_labels, state, progress)
     return _merge_changes(spark, cfg, fl_path, path, labels, run_labels, state, prev, progress)
+
+
+def _run_dates(spark: SparkSession, cfg: Config, days: list[datetime], prev: SyncState | None, labels_version: int,
+               *, full: bool, progress: Progress) -> set[datetime] | None:
+    """The label dates this run must absorb: its own, and those of a run killed after its `labels`
+    commit (named in the commits since the last state's, by a run that wrote no audit row: the audit
+    row comes after label_choices). None: recompute (no usable state)."""
+    if prev is None or full or prev.labels_version is None:  # None: a state recorded before it was kept
+        return None if prev is None else set(days)
+    runs = label_dates_since(spark, table_path(cfg.paths.warehouse, N.LABELS), prev.labels_version, labels_version)
+    if runs is None:
+        progress.step("labels' log does not tell which dates changed since the last run: recomputing label_choices")
+        return None
+    own = {d.date() for d in days}
+    others = {run: dates - own for run, dates in runs.items() if dates - own}
+    finished = _audited_runs(spark, cfg, list(others)) if others else set()
+    left = sorted({d for run, dates in others.items() if run not in finished for d in dates})
+    if left:
+        progress.step(f"also absorbing label dates a killed run loaded but did not join: "
+                      f"{', '.join(f'{d:%Y-%m-%d}' for d in left)}")
+    return set(days) | {datetime.combine(d, datetime.min.time()) for d in left}
+
+
+def _audited_runs(spark: SparkSession, cfg: Config, runs: list[str]) -> set[str]:
+    """The runs among `runs` that wrote their audit row (they finished their label_choices step)."""
+    path = table_path(cfg.paths.warehouse, N.INGESTION_AUDIT)
+    if not is_table(spark, path):
+        return set()
+    rows = read_delta(spark, path).where(F.col(N.RUN_ID).isin(*runs)).select(N.RUN_ID).distinct().collect()
+    return {str(r[0]) for r in rows}
 
 
 def label_windows(cfg: Config) -> list[int]:

@@ -31,6 +31,7 @@ from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, tabl
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import list_files, list_subfolders, read_landing_text
 from skewless.labels.choices import update_choices
+from skewless.labels.sync import LABEL_DATES_KEY
 from skewless.labels.transforms import (
     EXAMPLE_COLUMNS,
     POLICY_SCHEMA,
@@ -127,8 +128,10 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         events = dedup_label_events(classified)
         where = _dates_sql(days)
         policy = cfg.privacy_policy
+        # The commit names its dates: the next run takes them if this one dies before label_choices.
         commit = replace_rows(to_labels(events, run_id, started), table_path(cfg.paths.warehouse, N.LABELS),
-                              (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id)
+                              (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id,
+                              {LABEL_DATES_KEY: [f"{d:%Y-%m-%d}" for d in days]})
         # Loaded: counted where written (Delta's metrics of this run's commit); the rest of the
         # loadable events were repeats.
         loaded = rows_added(commit["metrics"])

@@ -44,19 +44,22 @@ class SyncState:
     as_of: datetime
     policies: str
     rules: tuple[tuple[str, int, str, str], ...] = ()  # policy_rows(): what readers derive states with
+    labels_version: int | None = None  # the `labels` version absorbed (None: recorded before it was kept)
 
     def to_metadata(self) -> str:
         return json.dumps({STATE_KEY: {"feature_logs_version": self.feature_logs_version,
                                        "as_of": self.as_of.isoformat(), "policies": self.policies,
-                                       "rules": [list(r) for r in self.rules]}})
+                                       "rules": [list(r) for r in self.rules],
+                                       "labels_version": self.labels_version}})
 
     @classmethod
     def from_metadata(cls, text: str | None) -> SyncState | None:
         try:
             raw = json.loads(text or "")[STATE_KEY]
             rules = tuple((str(r[0]), int(r[1]), str(r[2]), str(r[3])) for r in raw.get("rules", []))
+            labels = raw.get("labels_version")
             return cls(int(raw["feature_logs_version"]), datetime.fromisoformat(raw["as_of"]), str(raw["policies"]),
-                       rules)
+                       rules, None if labels is None else int(labels))
         except (ValueError, KeyError, TypeError):
             return None  # not ours (a forget, an OPTIMIZE) or unreadable: look further back
 
@@ -88,6 +91,42 @@ def last_state(spark: SparkSession, path: str, version: int | None = None) -> Sy
     history = history.where(F.col("version") <= top)
     commits = history.orderBy(F.desc("version")).select("userMetadata").limit(1).collect()
     return SyncState.from_metadata(commits[0][0]) if commits else None
+
+
+LABEL_DATES_KEY = "skewless.labels.dates"  # in the userMetadata of the labels job's commits to `labels`
+# Commits that add no label event: rewrites of the same rows, deletions, table settings.
+_NO_NEW_EVENTS = ("DELETE", "OPTIMIZE", "REORG", "SET TBLPROPERTIES", "UNSET TBLPROPERTIES", "VACUUM START",
+                  "VACUUM END", "UPGRADE PROTOCOL", "ADD CONSTRAINT", "DROP CONSTRAINT")
+
+
+def label_dates_since(spark: SparkSession, labels_path: str, since: int, until: int) -> dict[str, set[date]] | None:
+    """The label dates whose events the labels job's commits (since, until] to `labels` replaced, by
+    the run that made each commit. None when the log cannot tell: an entry cleaned up, more than `_WALK`
+    commits, or a commit of another writer that may have added events (a MERGE that only deleted, as
+    forget's, adds none)."""
+    if until - since > _WALK:
+        return None
+    runs: dict[str, set[date]] = {}
+    for v in range(since + 1, until + 1):
+        commit = commit_at(spark, labels_path, v)
+        if commit is None:
+            return None
+        try:
+            meta = json.loads(commit.user_metadata or "{}")
+            named, run = meta.get(LABEL_DATES_KEY), str(meta.get("run_id", ""))
+        except (ValueError, AttributeError):
+            named, run = None, ""
+        if named is not None:
+            runs.setdefault(run, set()).update(date.fromisoformat(d) for d in named)
+        elif not _adds_no_events(commit.operation, commit.metrics):
+            return None
+    return runs
+
+
+def _adds_no_events(operation: str | None, metrics: dict[str, str]) -> bool:
+    if operation == "MERGE":
+        return all(int(metrics.get(k, "1")) == 0 for k in ("numTargetRowsInserted", "numTargetRowsUpdated"))
+    return operation in _NO_NEW_EVENTS
 
 
 def labels_as_of_watermark(labels: DataFrame) -> datetime | None:
