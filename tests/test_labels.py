@@ -158,7 +158,11 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
                            .drop(N.LABELS_AS_OF))
     p1 = as_known_dec2.where("request_id = 'p1'").first()
     assert p1 is not None and p1[N.LABEL] == 1.0 and p1[N.FEATURES]["amount"] == 12.5  # features joined back
+    capsys.readouterr()
     run("2026-12-05")
+    # The MERGE read the one file of the serving date it names, and the one hour of served rows.
+    merged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (merged["updated"], merged["choices_files_read"], merged["feature_logs_files_read"]) == (1, 1, 1), merged
     ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (0.0, "labeled"), "p2": (None, "pending"), "p3": (None, "pending")}

@@ -67,10 +67,12 @@ ZERO = {"joinable": 0, "orphaned": 0, "before_prediction": 0, "updated": 0, "ins
         "choices_files_read": 0, "choices_files_written": 0, "feature_logs_files_read": 0}
 
 
-def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, full: bool,
-                   progress: Progress) -> dict[str, int]:
+def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, full: bool, progress: Progress,
+                   ingested: bool = False, first_observed: datetime | None = None) -> dict[str, int]:
     """Bring `label_choices` to the labels loaded through `days`: a MERGE, or a recompute on the first
-    run, with `full`, after a change of label policies, or when the change feed does not cover the range."""
+    run, with `full`, after a change of label policies, or when the change feed does not cover the range.
+    `ingested`: this process has just loaded `days`, whose earliest event was observed at
+    `first_observed` (None: no event); otherwise that is read from `labels`."""
     fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
     if not is_table(spark, fl_path):
         progress.step("no feature_logs yet: labels ingested, nothing to join")
@@ -91,6 +93,8 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
     rows = tuple(policy_rows(cfg.models))
     state = SyncState(last_commit(spark, fl_path)["version"], as_of, policies_digest(rows), rows, labels_version)
     run_labels = labels.where(F.col(N.LABEL_DATE).isin(*sorted(d.date() for d in (dates or days))))
+    # The run's earliest label: known from the ingest unless the run takes a killed run's dates too.
+    first = first_observed if ingested and set(dates or days) == set(days) else _first_observed(run_labels)
     if prev is not None and prev.policies != state.policies:
         progress.step("label policies changed since the last run: recomputing label_choices")
         prev = None
@@ -101,8 +105,8 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
                       "retention): recomputing label_choices")
         prev = None
     if prev is None or full:
-        return _recompute(spark, cfg, fl_path, path, labels, run_labels, state, progress)
-    return _merge_changes(spark, cfg, fl_path, path, labels, run_labels, state, prev, progress)
+        return _recompute(spark, cfg, fl_path, path, labels, run_labels, first, state, progress)
+    return _merge_changes(spark, cfg, fl_path, path, labels, run_labels, first, state, prev, progress)
 
 
 def _run_dates(spark: SparkSession, cfg: Config, days: list[datetime], prev: SyncState | None, labels_version: int,
@@ -140,11 +144,14 @@ def label_windows(cfg: Config) -> list[int]:
     return [m.labels.window_days for m in cfg.models] + [LabelPolicy().window_days]
 
 
-def _reachable(served: DataFrame, run_labels: DataFrame, cfg: Config) -> DataFrame | None:
-    """The served rows this run's labels can belong to (from the longest window before the earliest
-    of them on); None when the run loaded no label."""
-    reach = run_labels.agg(F.min(N.OBSERVED_AT)).first()
-    first = reach[0] if reach is not None else None
+def _first_observed(run_labels: DataFrame) -> datetime | None:
+    row = run_labels.agg(F.min(N.OBSERVED_AT)).first()
+    return row[0] if row is not None else None
+
+
+def _reachable(served: DataFrame, first: datetime | None, cfg: Config) -> DataFrame | None:
+    """The served rows labels observed from `first` on can belong to (from the longest window before
+    it on); None when the run loaded no label."""
     return served.where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, label_windows(cfg)))) if first else None
 
 
@@ -171,9 +178,9 @@ def _join_counts(run_labels: DataFrame, served: DataFrame, as_of: datetime, prog
 
 
 def _recompute(spark: SparkSession, cfg: Config, fl_path: str, path: str, labels: DataFrame, run_labels: DataFrame,
-               state: SyncState, progress: Progress) -> dict[str, int]:
+               first: datetime | None, state: SyncState, progress: Progress) -> dict[str, int]:
     served = read_delta(spark, fl_path, version=state.feature_logs_version).select(*SERVED_COLUMNS)
-    named = _named(_reachable(served, run_labels, cfg), run_labels, served)
+    named = _named(_reachable(served, first, cfg), run_labels, served)
     counts = dict(ZERO) | _join_counts(run_labels, named, state.as_of, progress)
     # Only served rows some label names can have a choice: the rest never enter the aggregation.
     labeled = served.join(labels.select(N.REQUEST_ID).distinct(), on=N.REQUEST_ID, how="left_semi")
@@ -197,14 +204,15 @@ def _recompute(spark: SparkSession, cfg: Config, fl_path: str, path: str, labels
 
 
 def _merge_changes(spark: SparkSession, cfg: Config, fl_path: str, path: str, labels: DataFrame,
-                   run_labels: DataFrame, state: SyncState, prev: SyncState, progress: Progress) -> dict[str, int]:
+                   run_labels: DataFrame, first: datetime | None, state: SyncState, prev: SyncState,
+                   progress: Progress) -> dict[str, int]:
     """MERGE the choices of the requests this run can change: those its labels name, and new served
     rows that already have label events. Unchanged choices are not rewritten; nothing else is read
     beyond the dates these can reach."""
     pinned = read_delta(spark, fl_path, version=state.feature_logs_version).select(*SERVED_COLUMNS)
     held: list[DataFrame] = []
     try:
-        reachable = _reachable(pinned, run_labels, cfg)
+        reachable = _reachable(pinned, first, cfg)
         named = _named(reachable, run_labels, pinned)
         # The served rows compacted since the last run (the day's, plus late hours), read once.
         new = served_changes(spark, fl_path, prev.feature_logs_version, state.feature_logs_version).localCheckpoint(
@@ -224,12 +232,14 @@ def _merge_changes(spark: SparkSession, cfg: Config, fl_path: str, path: str, la
         assert size is not None
         dates = sorted(size["dates"])  # at most the window's days
         progress.step(f"{size['n']} requests to re-choose, served on {len(dates)} dates")
-        # Files each read touches, from the Delta logs (partition pruning only: request ids are random,
-        # so file statistics skip nothing within a date).
+        # Files the reachable rows' read touches, from the Delta log (partition pruning only: request
+        # ids are random, so file statistics skip nothing within a date).
         counts["feature_logs_files_read"] = len(reachable.inputFiles()) if reachable is not None else 0
         if not dates:
             _record_state(spark, path, state, prev)
             return counts
+        # The files the MERGE scans: those of the dates its condition names (the commit's metrics
+        # count only the files it rewrites or marks).
         counts["choices_files_read"] = len(read_delta(spark, path).where(F.col(N.EVENT_DATE).isin(*dates)).inputFiles())
         first_label = labels.where(F.col(N.LABEL_DATE) >= F.lit(dates[0]))
         fresh = label_choices(affected, first_label.join(affected.select(N.REQUEST_ID), on=N.REQUEST_ID,

@@ -71,7 +71,9 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"labels-{last:%Y%m%d}-{uuid.uuid4().hex[:10]}"
     counts = ingest(spark, cfg, days, run_id, started, progress)
-    counts.update(update_choices(spark, cfg, days, full=getattr(args, "full", False), progress=progress))
+    first_observed = counts.pop("first_observed")
+    counts.update(update_choices(spark, cfg, days, full=getattr(args, "full", False), progress=progress,
+                                 ingested=True, first_observed=first_observed))
     unreadable: list[str] = counts.pop("unreadable_files")
     reconciled = counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"]
     record = {
@@ -119,7 +121,12 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     classified = forgotten_filter(spark, cfg, ())(classify_labels(lines, cfg.compaction.max_record_bytes)).persist(
         StorageLevel.MEMORY_AND_DISK)
     try:
-        by_reason = {r[0]: r[1] for r in classified.groupBy(N.REASON).count().collect()}
+        # With the counts, the earliest observation of the loadable events: how far back they can reach.
+        grouped = classified.groupBy(N.REASON).agg(F.count(F.lit(1)).alias("n"), F.min(N.OBSERVED_AT).alias("first"))
+        by_reason, first_observed = {}, None
+        for r in grouped.collect():
+            by_reason[r[0]] = int(r["n"])
+            first_observed = r["first"] if r[0] is None else first_observed
         read = {file_key(r[0]): int(r[1]) for r in
                 classified.groupBy(N.SOURCE_FILE).agg(F.sum(N.LINE_BYTES)).collect()}
         unread = unread_files(spark, files, read)
@@ -148,7 +155,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
               "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
               "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items())),
-              "unreadable_files": [f"{f.name}: {f.detail}" for f in unread]}
+              "unreadable_files": [f"{f.name}: {f.detail}" for f in unread], "first_observed": first_observed}
     progress.step(f"labels {label}: read={counts['records_read']} loaded={counts['loaded']} "
                   f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
     return counts
