@@ -89,7 +89,8 @@ def update_choices(spark: SparkSession, cfg: Config, days: list[datetime], *, fu
     as_of = max(through, prev.as_of if prev is not None else datetime.min)
     if dates is None or full or prev is None or prev.labels_version is None:
         as_of = max(as_of, labels_as_of_watermark(labels) or datetime.min)
-        prev = None if dates is None else prev
+    if dates is None:
+        prev = None
     rows = tuple(policy_rows(cfg.models))
     state = SyncState(last_commit(spark, fl_path)["version"], as_of, policies_digest(rows), rows, labels_version)
     run_labels = labels.where(F.col(N.LABEL_DATE).isin(*sorted(d.date() for d in (dates or days))))
