@@ -122,7 +122,7 @@ def _run_dates(spark: SparkSession, cfg: Config, days: list[datetime], prev: Syn
         progress.step("labels' log does not tell which dates changed since the last run: recomputing label_choices")
         return None
     own = {d.date() for d in days}
-    others = {run: dates - own for run, dates in runs.items() if dates - own}
+    others = {run: extra for run, dates in runs.items() if (extra := dates - own)}
     finished = _audited_runs(spark, cfg, list(others)) if others else set()
     left = sorted({d for run, dates in others.items() if run not in finished for d in dates})
     if left:

@@ -26,7 +26,7 @@ from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.delta import read_delta, table_property
-from skewless.core.deltalog import commit_at, latest_version
+from skewless.core.deltalog import Commit, commit_at, latest_version
 from skewless.labels.transforms import SERVED_COLUMNS
 
 STATE_KEY = "skewless.labels"
@@ -104,13 +104,11 @@ def label_dates_since(spark: SparkSession, labels_path: str, since: int, until: 
     the run that made each commit. None when the log cannot tell: an entry cleaned up, more than `_WALK`
     commits, or a commit of another writer that may have added events (a MERGE that only deleted, as
     forget's, adds none)."""
-    if until - since > _WALK:
+    commits = commits_between(spark, labels_path, since, until)
+    if commits is None:
         return None
     runs: dict[str, set[date]] = {}
-    for v in range(since + 1, until + 1):
-        commit = commit_at(spark, labels_path, v)
-        if commit is None:
-            return None
+    for commit in commits:
         try:
             meta = json.loads(commit.user_metadata or "{}")
             named, run = meta.get(LABEL_DATES_KEY), str(meta.get("run_id", ""))
@@ -146,12 +144,21 @@ def feed_covers(spark: SparkSession, fl_path: str, since: int, until: int, retai
         return False
     if until <= since:
         return True
-    commits = [commit_at(spark, fl_path, v) for v in range(since + 1, until + 1)] if until - since <= _WALK else [None]
-    if any(c is None or c.timestamp_ms is None for c in commits):
+    commits = commits_between(spark, fl_path, since, until)
+    if commits is None or any(c.timestamp_ms is None for c in commits):
         return _feed_covers_by_history(spark, fl_path, since, until, retain_hours)
-    switched = any(_switches_feed(c.operation, json.dumps(c.parameters)) for c in commits if c is not None)
-    oldest = min(c.timestamp_ms for c in commits if c is not None and c.timestamp_ms is not None)
+    switched = any(_switches_feed(c.operation, json.dumps(c.parameters)) for c in commits)
+    oldest = min(c.timestamp_ms for c in commits if c.timestamp_ms is not None)
     return not switched and oldest / 1000 > time.time() - retain_hours * 3600
+
+
+def commits_between(spark: SparkSession, path: str, since: int, until: int) -> list[Commit] | None:
+    """The commitInfo of every version in (since, until], each read as a file; None when one of them
+    is gone (cleaned up) or the range holds more than `_WALK` commits."""
+    if until - since > _WALK:
+        return None
+    commits = [commit_at(spark, path, v) for v in range(since + 1, until + 1)]
+    return None if any(c is None for c in commits) else [c for c in commits if c is not None]
 
 
 def _switches_feed(operation: str | None, parameters: str) -> bool:
