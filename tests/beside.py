@@ -5,7 +5,8 @@ one session. The point is the two cores: a JVM's start-up and a small Spark job 
 so the session's tests and a test waiting on a subprocess's JVM share the machine better than they take
 turns. The second process is niced: it takes the cycles the first leaves. The run's result is both
 processes' result: a failure beside fails the run, and the second process's report is printed after the
-first's.
+first's. The second process ends well before the first, so the first runs its tests that use several threads
+of the session (marked `threads`) last, when both cores are free.
 """
 
 from __future__ import annotations
@@ -18,6 +19,9 @@ import tempfile
 import pytest
 
 MARK = "beside"
+# Tests that run Spark work in several threads of the session: last in the first process. The second
+# process ends well before the first, and from then on they have both cores to themselves.
+LAST = "threads"
 # Set in the second process: it runs the tests it was given and splits nothing again.
 CHILD = "SKEWLESS_TESTS_BESIDE"
 
@@ -61,4 +65,6 @@ def split(config: pytest.Config, items: list[pytest.Item]) -> BesideRun | None:
     if not beside or len(beside) == len(items) or CHILD in os.environ or config.option.collectonly:
         return None
     items[:] = [item for item in items if item.get_closest_marker(MARK) is None]
+    # Stable: each module keeps its order, so its module-scoped fixtures are still built once.
+    items.sort(key=lambda item: item.get_closest_marker(LAST) is not None)
     return BesideRun(config, [item.nodeid for item in beside])

@@ -54,6 +54,8 @@ _BESIDE: beside.BesideRun | None = None
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{beside.MARK}: starts its own JVMs, uses no in-process session; "
                                        "runs in a second pytest process beside the rest (tests/beside.py)")
+    config.addinivalue_line("markers", f"{beside.LAST}: runs Spark work in several threads of the session; runs last "
+                                       "when a second process runs beside (tests/beside.py)")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -28,6 +28,8 @@ INGEST_ONLY = [N.SCHEMA_VERSION, N.SOURCE_FILE, N.SOURCE_LINE, N.RECORD_HASH, N.
 AUDIT_FIELDS = ("files", "records_read", "loaded", "duplicates", "duplicates_in_run", "duplicates_existing",
                 "quarantined", "quarantined_by_reason", "late_records", "event_hours", "new_features", "status")
 HOSTILE_HOUR = HOUR + timedelta(hours=5)
+# Threads of the one session: last in the run, when both cores are free (tests/beside.py).
+pytestmark = pytest.mark.threads
 
 
 def _compact_all(spark: SparkSession, cfg: Config) -> list[dict[str, Any]]:

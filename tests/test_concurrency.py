@@ -28,6 +28,8 @@ from .conftest import HOUR, KEY, ROOT, frozen, record, write_hour
 
 NEXT = HOUR + timedelta(hours=1)
 RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)
+# Threads of the one session: last in the run, when both cores are free (tests/beside.py).
+pytestmark = pytest.mark.threads
 
 
 def _landing(cfg: Config) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import shutil
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from skewless.core import names as N
-from skewless.core.config import Config
+from skewless.core.config import Config, load
 from skewless.core.delta import read_table
 from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
@@ -34,7 +35,7 @@ from skewless.labels.transforms import (
     label_join_counts,
 )
 
-from .conftest import HOUR, KEY, frozen, record, write_hour
+from .conftest import HOUR, KEY, ROOT, frozen, record, write_hour
 
 POLICIES = [("fraud", 60, "negative", "latest")]
 
@@ -131,6 +132,22 @@ def test_label_quarantine_reasons(spark: SparkSession) -> None:
                        "missing_observed_at", "bad_timestamp", None, "out_of_range_timestamp"]
 
 
+@pytest.fixture(scope="module")
+def three_served(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Landing and warehouse after one compacted hour of p1, p2 and p3, built once for the tests that
+    start from it: each copies it (a Delta table's log names its files relative to its folder)."""
+    root = tmp_path_factory.mktemp("three-served")
+    cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
+    write_hour(cfg.paths.landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
+    compact_run.compact_hour(spark, cfg, HOUR, Progress("test"), KEY)
+    return root
+
+
+def _start_from(base: Path, cfg: Config) -> None:
+    shutil.copytree(base / "landing", cfg.paths.landing)
+    shutil.copytree(base / "warehouse", cfg.paths.warehouse)
+
+
 def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
     folder = Path(landing) / "labels" / f"date={day}"
     folder.mkdir(parents=True, exist_ok=True)
@@ -139,10 +156,9 @@ def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
 
 
 def test_labels_job_merges_incrementally_and_reruns_change_nothing(
-        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
+        spark: SparkSession, warehouse: Config, three_served: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
-    write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
-    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    _start_from(three_served, warehouse)
     _write_labels(landing, "2026-12-01", [
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z", "source": "chargeback"},
@@ -280,10 +296,9 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
 
 
 def test_a_run_killed_after_its_label_commit_is_absorbed_by_the_next_run_of_any_date(
-        spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
+        spark: SparkSession, warehouse: Config, three_served: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
-    write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2"), record("p3")])
-    compact_run.compact_hour(spark, warehouse, HOUR, Progress("test"), KEY)
+    _start_from(three_served, warehouse)
     _write_labels(landing, "2026-12-01", [])
     _write_labels(landing, "2026-12-02", [
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-02T09:00:00Z", "source": "chargeback"}])
