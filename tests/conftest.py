@@ -114,11 +114,13 @@ KEY = HashKey("k1", b"test-key-0123456789abcdef0123456789abcdef", demo=False)
 
 @pytest.fixture(scope="session")
 def spark(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SparkSession]:
-    # The event log is on so that tests can search it (no secret may reach it).
+    # The event log is on so that tests can search it (no secret may reach it): uncompressed, since
+    # Spark 4 compresses it with zstd by default and a search of compressed bytes finds nothing.
     events = tmp_path_factory.mktemp("spark-events")
     settings = SparkSettings(master="local[2]", app_name="skewless-tests", shuffle_partitions=2,
                              driver_memory="2g", conf={"spark.ui.enabled": "false", "spark.eventLog.enabled": "true",
-                                                      "spark.eventLog.dir": f"file:{events}"})
+                                                      "spark.eventLog.dir": f"file:{events}",
+                                                      "spark.eventLog.compress": "false"})
     mine = os.environ.get("SPARK_SUBMIT_OPTS", "")
     if mine.startswith(_C1_ONLY):
         del os.environ["SPARK_SUBMIT_OPTS"]

@@ -9,6 +9,8 @@ import re
 import subprocess
 import sys
 import zlib
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -72,6 +74,30 @@ def stratified(spark: SparkSession, built: Config) -> datetime:
                      low_risk_rate=0.01), progress=False)
     compact_run.compact_hour(spark, built, later, Progress("test"), KEY)
     return later
+
+
+def _serving_install(root: Path) -> str:
+    """`pip install skewless` (the base install: no Spark) into a clean venv under `root`; its python."""
+    dist, venv = root / "dist", root / "venv"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
+    py = str(venv / "bin" / "python")
+    subprocess.run([py, "-m", "pip", "install", "--quiet", *map(str, dist.glob("*.whl"))],
+                   check=True, capture_output=True, timeout=900)
+    return py
+
+
+@pytest.fixture(scope="module", autouse=True)
+def serving_python(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
+        Future[str] | None]:
+    """The serving install, made in a background thread from the module's first test on when the run
+    includes the test that uses it: pip's work (subprocesses, no Spark) overlaps the module's Spark
+    tests instead of adding to them."""
+    wanted = any(item.name == test_serving_install_logs_and_reads_a_version_without_spark.__name__
+                 for item in request.session.items)
+    with ThreadPoolExecutor(1) as pool:
+        yield pool.submit(_serving_install, tmp_path_factory.mktemp("serving-install")) if wanted else None
 
 
 def _dataset() -> DatasetConfig:
@@ -307,16 +333,12 @@ def _raw_user(landing: str, pseudonym: str) -> str:
 
 
 def test_serving_install_logs_and_reads_a_version_without_spark(spark: SparkSession, built: Config,
+                                                                serving_python: Future[str] | None,
                                                                 tmp_path: Path) -> None:
     """`pip install skewless` (the base install, in a clean venv) logs predictions and reads a published
     dataset version through Arrow; pyspark is not even installed there."""
-    dist, venv = tmp_path / "dist", tmp_path / "venv"
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--wheel-dir", str(dist), str(ROOT)],
-                   check=True, capture_output=True, timeout=600)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
-    py = str(venv / "bin" / "python")
-    subprocess.run([py, "-m", "pip", "install", "--quiet", *map(str, dist.glob("*.whl"))],
-                   check=True, capture_output=True, timeout=900)
+    assert serving_python is not None
+    py = serving_python.result()
     script = f"""
 import importlib.util, json, sys
 from datetime import datetime, UTC
