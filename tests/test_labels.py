@@ -30,6 +30,7 @@ from skewless.labels.transforms import (
     SERVED_COLUMNS,
     classify_labels,
     examples_from_choices,
+    examples_from_events,
     label_choices,
     label_examples,
     label_join_counts,
@@ -381,6 +382,23 @@ def test_examples_derived_from_stored_choices_equal_the_join(spark: SparkSession
     assert {r[N.REQUEST_ID] for r in choices.collect()} <= {"r1"}  # only labeled requests are stored
     assertDataFrameEqual(examples_from_choices(served, choices, policies, as_of),
                          label_examples(served, labels, policies, as_of))
+
+
+@pytest.mark.parametrize(("conflict", "tie_label"), [("latest", 1.0), ("earliest", 0.0), ("max", 1.0)])
+def test_examples_chosen_from_events_in_one_pass_equal_the_join(spark: SparkSession, scenario: tuple,
+                                                                conflict: str, tie_label: float) -> None:
+    """The one-pass pick (each request's label events gathered, chosen on its served row) gives exactly
+    the point-in-time join, for each conflict rule and watermark, ties included."""
+    served, labels, _ = scenario
+    policies = spark.createDataFrame([("fraud", 60, "negative", conflict)], POLICY_SCHEMA)
+    # Two events of r4 at the same instant: both orders break the tie on the label.
+    tied = labels.unionByName(_labels(spark, [("r4", 1.0, "2026-11-26 00:00:00", "chargeback"),
+                                              ("r4", 0.0, "2026-11-26 00:00:00", "chargeback")]))
+    for as_of in (datetime(2026, 11, 12), datetime(2026, 12, 31), datetime(2027, 1, 1)):
+        got = frozen(spark, examples_from_events(served, tied, policies, as_of))
+        assertDataFrameEqual(got, label_examples(served, tied, policies, as_of))
+    r4 = got.where(F.col(N.REQUEST_ID) == "r4").first()
+    assert r4 is not None and (r4[N.LABEL], r4[N.LABEL_STATE]) == (tie_label, N.STATE_LABELED)
 
 
 def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, tmp_path: Path) -> None:

@@ -223,6 +223,31 @@ def examples_from_choices(logs: DataFrame, choices: DataFrame, policies: DataFra
     return out.select(N.REQUEST_ID, N.EVENT_DATE, *rest, *extra)
 
 
+def examples_from_events(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
+                         default: LabelPolicy | None = None) -> DataFrame:
+    """`label_examples` of the same inputs, in one pass over `served`: each request's label events
+    known at `as_of` are gathered into one array (a grouping of the label side only), joined to every
+    served row, and the policy's pick is made on the row's own array, in `_chosen`'s orders (ties
+    included). What a layout that stores no choice would compute each time it is read."""
+    require_columns(served, SERVED_COLUMNS, "examples_from_events(served)")
+    require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "examples_from_events(labels)")
+    t = F.lit(as_of).cast("timestamp")
+    events = labels.where(F.col(N.OBSERVED_AT) <= t).groupBy(N.REQUEST_ID).agg(F.collect_list(F.struct(
+        F.col(N.OBSERVED_AT).alias("at"), F.col(N.LABEL).alias("label"), F.col(N.SOURCE).alias("src"))).alias("_ev"))
+    rows = _with_policy(served.select(*SERVED_COLUMNS), policies, default).join(events, on=N.REQUEST_ID, how="left")
+    inside = F.filter("_ev", lambda e: (e["at"] >= F.col(N.LOGGED_AT)) & (e["at"] <= F.col(N.WINDOW_END)))
+    by_value = F.transform(inside, lambda e: F.struct(e["label"].alias("label"), e["at"].alias("at"),
+                                                      e["src"].alias("src")))
+    chosen = (F.when(F.col("_conflict") == "earliest", _payload(F.array_min(inside)))
+              .when(F.col("_conflict") == "max", F.array_max(by_value))
+              .otherwise(_payload(F.array_max(inside))))
+    return _assemble(rows.withColumn("_chosen", F.when(F.size(inside) > 0, chosen)), as_of)
+
+
+def _payload(event: Column) -> Column:
+    return F.struct(event["label"].alias("label"), event["at"].alias("at"), event["src"].alias("src"))
+
+
 def label_join_counts(run_labels: DataFrame, served: DataFrame) -> DataFrame:
     """For this run's label events: how many join a served row, arrive before it, or match none, and
     when the earliest of them was observed."""
