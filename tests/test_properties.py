@@ -25,7 +25,7 @@ from skewless.core.errors import ConcurrentCommitError
 from skewless.core.localframe import local_frame
 from skewless.ingest.parse import first_true
 from skewless.ingest.transforms import FeatureLimits, decide_features, duplicate_rows, id_counts, ids_in_table
-from skewless.labels.transforms import POLICY_SCHEMA, label_examples
+from skewless.labels.transforms import POLICY_SCHEMA, examples_from_events, label_examples
 from skewless.privacy.job import VACUUM_MARGIN, vacuum_can_delete
 from skewless.privacy.transforms import pseudonym
 
@@ -96,6 +96,9 @@ def test_the_label_is_the_latest_one_known_at_the_cutoff_inside_the_window(
     as_of = T0 + timedelta(days=as_of_day)
     got = {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in
            label_examples(served, labels, policies, as_of).collect()}
+    # The one-pass pick (events gathered per request) answers the same.
+    assert got == {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in
+                   examples_from_events(served, labels, policies, as_of).collect()}
     for i, evs in enumerate(events):
         known = sorted((T0 + timedelta(days=d), label, src) for d, label, src in evs
                        if 0 <= d <= 30 and T0 + timedelta(days=d) <= as_of)

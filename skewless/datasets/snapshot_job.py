@@ -34,7 +34,13 @@ from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums, select_examples
 from skewless.datasets.versions import record_version, reserve_version, versions_table
 from skewless.labels import view as examples_view
-from skewless.labels.transforms import POLICY_SCHEMA, SERVED_COLUMNS, label_examples, policy_rows, with_features
+from skewless.labels.transforms import (
+    POLICY_SCHEMA,
+    SERVED_COLUMNS,
+    examples_from_events,
+    policy_rows,
+    with_features,
+)
 from skewless.serving.logformat import parse_date
 
 SOURCES = (N.LABEL_CHOICES, N.FEATURE_LOGS, N.LABELS)
@@ -86,7 +92,7 @@ def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -
     logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=pinned.feature_logs)
     labels = read_delta(spark, table_path(cfg.paths.warehouse, N.LABELS), version=lineage[N.LABELS])
     policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
-    examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, cutoff)
+    examples = examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, cutoff)
     return with_features(examples, logs), lineage, cutoff
 
 

@@ -38,8 +38,8 @@ from skewless.labels.transforms import (
     SERVED_COLUMNS,
     classify_labels,
     dedup_label_events,
+    examples_from_events,
     files_to_label_quarantine,
-    label_examples,
     policy_rows,
     to_label_quarantine,
     to_labels,
@@ -185,5 +185,5 @@ def examples_as_of(spark: SparkSession, cfg: Config, as_of: datetime) -> DataFra
     logs = read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS)
     labels = read_table(spark, cfg.paths.warehouse, N.LABELS)
     policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
-    examples = label_examples(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
+    examples = examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
     return with_features(examples, logs)

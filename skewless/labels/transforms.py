@@ -228,7 +228,8 @@ def examples_from_events(served: DataFrame, labels: DataFrame, policies: DataFra
     """`label_examples` of the same inputs, in one pass over `served`: each request's label events
     known at `as_of` are gathered into one array (a grouping of the label side only), joined to every
     served row, and the policy's pick is made on the row's own array, in `_chosen`'s orders (ties
-    included). What a layout that stores no choice would compute each time it is read."""
+    included). The as-of rebuilds use it (`examples_as_of`, a snapshot cut before the watermark); a
+    layout that stores no choice would compute it each time it is read."""
     require_columns(served, SERVED_COLUMNS, "examples_from_events(served)")
     require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "examples_from_events(labels)")
     t = F.lit(as_of).cast("timestamp")
