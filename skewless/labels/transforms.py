@@ -237,15 +237,14 @@ def examples_from_events(served: DataFrame, labels: DataFrame, policies: DataFra
         F.col(N.OBSERVED_AT).alias("at"), F.col(N.LABEL).alias("label"), F.col(N.SOURCE).alias("src"))).alias("_ev"))
     rows = _with_policy(served.select(*SERVED_COLUMNS), policies, default).join(events, on=N.REQUEST_ID, how="left")
     inside = F.filter("_ev", lambda e: (e["at"] >= F.col(N.LOGGED_AT)) & (e["at"] <= F.col(N.WINDOW_END)))
-    by_value = F.transform(inside, lambda e: F.struct(e["label"].alias("label"), e["at"].alias("at"),
-                                                      e["src"].alias("src")))
     chosen = (F.when(F.col("_conflict") == "earliest", _payload(F.array_min(inside)))
-              .when(F.col("_conflict") == "max", F.array_max(by_value))
+              .when(F.col("_conflict") == "max", F.array_max(F.transform(inside, _payload)))
               .otherwise(_payload(F.array_max(inside))))
     return _assemble(rows.withColumn("_chosen", F.when(F.size(inside) > 0, chosen)), as_of)
 
 
 def _payload(event: Column) -> Column:
+    """An event struct<at, label, src> as the pick's struct<label, at, src> (which orders `max`)."""
     return F.struct(event["label"].alias("label"), event["at"].alias("at"), event["src"].alias("src"))
 
 
