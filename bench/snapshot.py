@@ -16,6 +16,7 @@ would store no choice). Results in bench/results/snapshot.json.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from datetime import UTC, date, datetime
@@ -72,6 +73,25 @@ def one_pass_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[st
     labels = spark.read.format("delta").load(table_path(warehouse, N.LABELS))
     policies = local_frame(spark, list(rules), POLICY_SCHEMA)
     return examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
+
+
+def check_input(spark: SparkSession, warehouse: str, rows: int) -> None:
+    """The bench's own input, checked before anything is timed: every served row, a feature's null
+    share of about 2%, about 2% of the rows labeled, and one label event per stored choice."""
+    from pyspark.sql import functions as F
+
+    from skewless.core import names as N
+    from skewless.core.paths import table_path
+
+    def read(name: str) -> DataFrame:
+        return spark.read.format("delta").load(table_path(warehouse, name))
+    logs = read(N.FEATURE_LOGS).agg(F.count(F.lit(1)).alias("n"),
+                                    F.avg(F.col(f"{N.FEATURES}.f00").isNull().cast("double")).alias("nulls")).first()
+    choices, events = read(N.LABEL_CHOICES).count(), read(N.LABELS).count()
+    assert logs is not None and logs["n"] == rows and 0.015 <= logs["nulls"] <= 0.025, logs
+    assert 0.015 * rows <= choices <= 0.025 * rows and events == choices, (choices, events)
+    print(json.dumps({"input": {"served_rows": logs["n"], "f00_null_share": round(logs["nulls"], 4),
+                               "label_choices": choices, "label_events": events}}))
 
 
 def main() -> int:
@@ -141,6 +161,8 @@ def main() -> int:
      .select(N.REQUEST_ID, N.LABEL, F.col(N.LOGGED_AT).alias(N.OBSERVED_AT), F.lit("chargeback").alias(N.SOURCE),
              F.to_date(N.LOGGED_AT).alias(N.LABEL_DATE))
      .write.format("delta").mode("overwrite").partitionBy(N.LABEL_DATE).save(table_path(cfg.paths.warehouse, N.LABELS)))
+
+    check_input(spark, cfg.paths.warehouse, args.rows)
 
     ds = DatasetConfig(name="bench", window=Window(start="2026-08-01", end="2027-01-01"), models=("fraud",),
                        features=tuple(names), split=Split(key="entity.user_id", seed="bench"))
