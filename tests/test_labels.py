@@ -401,6 +401,20 @@ def test_examples_chosen_from_events_in_one_pass_equal_the_join(spark: SparkSess
     assert r4 is not None and (r4[N.LABEL], r4[N.LABEL_STATE]) == (tie_label, N.STATE_LABELED)
 
 
+def test_examples_from_events_carry_the_logged_row_as_the_stored_choices_view(spark: SparkSession,
+                                                                             scenario: tuple) -> None:
+    """With `features`, the one-pass pick gives the training view's rows and column order, exactly as
+    the view of stored choices does: the same labels, and the logged row's other columns after them."""
+    served, labels, policies = scenario
+    logged = served.withColumn(N.FEATURES, F.struct((F.length(N.REQUEST_ID) * 1.5).alias("f0")))
+    as_of = datetime(2026, 12, 31)
+    choices = frozen(spark, label_choices(served, labels, policies, as_of))
+    got = frozen(spark, examples_from_events(logged, labels, policies, as_of, features=True))
+    assert got.columns[-1] == N.FEATURES and got.columns[:2] == [N.REQUEST_ID, N.EVENT_DATE]
+    assertDataFrameEqual(got, examples_from_choices(logged, choices, policies, as_of, features=True),
+                         checkRowOrder=False)
+
+
 def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, tmp_path: Path) -> None:
     path = str(tmp_path / "logs")
     spark.range(3).write.format("delta").option("delta.enableChangeDataFeed", "true").save(path)  # v0

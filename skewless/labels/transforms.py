@@ -215,32 +215,40 @@ def examples_from_choices(logs: DataFrame, choices: DataFrame, policies: DataFra
         F.col(N.LABEL).alias("label"), F.col(N.LABEL_OBSERVED_AT).alias("at"),
         F.col(N.LABEL_SOURCE).alias("src")).alias("_chosen"))
     joined = with_policy.join(chosen, on=[N.REQUEST_ID, N.EVENT_DATE], how="left")
-    out = _assemble(joined, as_of, extra)
-    if not features:
+    return _training_order(_assemble(joined, as_of, extra), extra)
+
+
+def _training_order(out: DataFrame, extra: Sequence[str]) -> DataFrame:
+    """Without `extra`, EXAMPLE_COLUMNS as assembled; with it, the training view's order: keys, the
+    label columns, then the rest of the logged row (as `with_features`)."""
+    if not extra:
         return out
-    # The training view's order: keys, the label columns, then the logged row (as `with_features`).
     rest = [c for c in EXAMPLE_COLUMNS if c not in (N.REQUEST_ID, N.EVENT_DATE)]
     return out.select(N.REQUEST_ID, N.EVENT_DATE, *rest, *extra)
 
 
 def examples_from_events(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
-                         default: LabelPolicy | None = None) -> DataFrame:
+                         default: LabelPolicy | None = None, *, features: bool = False) -> DataFrame:
     """`label_examples` of the same inputs, in one pass over `served`: each request's label events
     known at `as_of` are gathered into one array (a grouping of the label side only), joined to every
     served row, and the policy's pick is made on the row's own array, in `_chosen`'s orders (ties
     included). The as-of rebuilds use it (`examples_as_of`, a snapshot cut before the watermark); a
-    layout that stores no choice would compute it each time it is read."""
+    layout that stores no choice would compute it each time it is read. With `features`, `served` is
+    feature_logs and the rest of its row follows, as in `examples_from_choices`."""
     require_columns(served, SERVED_COLUMNS, "examples_from_events(served)")
     require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "examples_from_events(labels)")
     t = F.lit(as_of).cast("timestamp")
     events = labels.where(F.col(N.OBSERVED_AT) <= t).groupBy(N.REQUEST_ID).agg(F.collect_list(F.struct(
         F.col(N.OBSERVED_AT).alias("at"), F.col(N.LABEL).alias("label"), F.col(N.SOURCE).alias("src"))).alias("_ev"))
-    rows = _with_policy(served.select(*SERVED_COLUMNS), policies, default).join(events, on=N.REQUEST_ID, how="left")
+    extra = [c for c in served.columns if c not in SERVED_COLUMNS] if features else []
+    rows = _with_policy(served.select(*SERVED_COLUMNS, *extra), policies, default).join(
+        events, on=N.REQUEST_ID, how="left")
     inside = F.filter("_ev", lambda e: (e["at"] >= F.col(N.LOGGED_AT)) & (e["at"] <= F.col(N.WINDOW_END)))
     chosen = (F.when(F.col("_conflict") == "earliest", _payload(F.array_min(inside)))
               .when(F.col("_conflict") == "max", F.array_max(F.transform(inside, _payload)))
               .otherwise(_payload(F.array_max(inside))))
-    return _assemble(rows.withColumn("_chosen", F.when(F.size(inside) > 0, chosen)), as_of)
+    return _training_order(_assemble(rows.withColumn("_chosen", F.when(F.size(inside) > 0, chosen)), as_of, extra),
+                           extra)
 
 
 def _payload(event: Column) -> Column:
