@@ -10,7 +10,8 @@ label_choices) against the same rows from a `labeled_examples` table materialize
 prediction and joined back to feature_logs (the layout before label_choices), each written to a Delta
 table, alternating, best of two (target: <= 1.2), and against the same rows with no `label_choices`
 at all, each choice derived from the label events as the rows are read (the layout whose nightly run
-would store no choice). Results in bench/results/snapshot.json.
+would store no choice): by `label_choices()` then a join, and in one pass (`examples_from_events`).
+Results in bench/results/snapshot.json.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ def derived_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[str
 
 
 def one_pass_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[str, int, str, str], ...],
-                      as_of: datetime) -> DataFrame:
-    """The same rows as `derived_examples(features=False)`, in one scan of `feature_logs`
-    (`examples_from_events`: each request's label events gathered on the label side, the policy's
-    pick made on each served row's own array)."""
+                      as_of: datetime, *, features: bool = False) -> DataFrame:
+    """The same rows as `derived_examples`, in one scan of `feature_logs` (`examples_from_events`:
+    each request's label events gathered on the label side, the policy's pick made on each served
+    row's own array)."""
     from skewless.core import names as N
     from skewless.core.localframe import local_frame
     from skewless.core.paths import table_path
@@ -72,6 +73,8 @@ def one_pass_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[st
     logs = spark.read.format("delta").load(table_path(warehouse, N.FEATURE_LOGS))
     labels = spark.read.format("delta").load(table_path(warehouse, N.LABELS))
     policies = local_frame(spark, list(rules), POLICY_SCHEMA)
+    if features:
+        return examples_from_events(logs, labels, policies, as_of, features=True)
     return examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
 
 
@@ -195,13 +198,15 @@ def main() -> int:
             examples = examples_view.labeled_examples(spark, cfg, features=True)
         elif layout == "derived":  # no label_choices: chosen from the label events as the rows are read
             examples = derived_examples(spark, cfg.paths.warehouse, rules, cutoff, features=True)
+        elif layout == "one_pass":  # no label_choices, each choice picked in the one scan of the rows
+            examples = one_pass_examples(spark, cfg.paths.warehouse, rules, cutoff, features=True)
         else:
             examples = with_features(spark.read.format("delta").load(materialized), logs)
         out = select_examples(examples, ds, start, end, cutoff)
         out.write.format("delta").mode("overwrite").save(str(args.work / f"rows-{layout}"))
         return time.perf_counter() - began
 
-    layouts: dict[str, list[float]] = {"view": [], "table": [], "derived": []}
+    layouts: dict[str, list[float]] = {"view": [], "table": [], "derived": [], "one_pass": []}
     for _ in range(2):
         for layout in layouts:
             layouts[layout].append(rows_via(layout))
@@ -221,7 +226,7 @@ def main() -> int:
     view_rows = examples_view.labeled_examples(spark, cfg).select(*EXAMPLE_COLUMNS)
     assert view_rows.exceptAll(one_pass_examples(spark, cfg.paths.warehouse, rules, cutoff)).count() == 0
     same = spark.read.format("delta").load(str(args.work / "rows-view"))
-    for other in ("table", "derived"):
+    for other in ("table", "derived", "one_pass"):
         rows = spark.read.format("delta").load(str(args.work / f"rows-{other}"))
         assert same.count() == rows.count() and same.exceptAll(rows).count() == 0, other
     spark.stop()
@@ -237,6 +242,8 @@ def main() -> int:
         "target_view_over_materialized_table": 1.2,
         "rows_via_choices_derived_at_read_seconds": [round(t, 3) for t in layouts["derived"]],
         "derived_at_read_over_view": round(min(layouts["derived"]) / min(layouts["view"]), 3),
+        "rows_via_one_pass_seconds": [round(t, 3) for t in layouts["one_pass"]],
+        "one_pass_over_view": round(min(layouts["one_pass"]) / min(layouts["view"]), 3),
         "states_query_via_view_seconds": [round(t, 3) for t in queries["view"]],
         "states_query_derived_at_read_seconds": [round(t, 3) for t in queries["derived"]],
         "states_query_derived_over_view": round(min(queries["derived"]) / min(queries["view"]), 3),
