@@ -183,6 +183,51 @@ def required_floor(spark: SparkSession, cfg: Config, day: str, work: Path) -> fl
     return seconds
 
 
+def stateless_nightly(spark: SparkSession, cfg: Config, day: str) -> tuple[float, dict[str, int]]:
+    """Seconds of the nightly run of a layout that stores no choice, with the product's own code: the
+    labels job's ingest of the day (strict parsing, quarantine, dedup, the `replaceWhere` commit to
+    `labels`), the day's labels counted against the served rows they can reach (`label_join_counts`
+    over the dates within the longest window), and the run's audit row. Nothing else: readers would
+    pick each choice from the label events (`examples_from_events`) and derive the watermark from
+    `labels`. Run on its own copy of the warehouse."""
+    from pyspark.sql import functions as F
+
+    from skewless.core import audit
+    from skewless.core import names as N
+    from skewless.core.paths import table_path
+    from skewless.core.progress import Progress
+    from skewless.labels import job as labels_run
+    from skewless.labels.choices import label_windows
+    from skewless.labels.sync import reach_from
+    from skewless.labels.transforms import SERVED_COLUMNS, label_join_counts
+
+    when = datetime.strptime(day, "%Y-%m-%d")
+    started = time.perf_counter()
+    begun = datetime.now(UTC).replace(tzinfo=None)
+    run_id = f"stateless-{day}"
+    with contextlib.redirect_stdout(io.StringIO()):
+        counts = labels_run.ingest(spark, cfg, [when], run_id, begun, Progress("bench"))
+    steps = {"ingest": time.perf_counter() - started}
+    first = counts.pop("first_observed")
+    assert first is not None
+    run_labels = (spark.read.format("delta").load(table_path(cfg.paths.warehouse, N.LABELS))
+                  .where(F.col(N.LABEL_DATE) == F.lit(day).cast("date")))
+    served = (spark.read.format("delta").load(table_path(cfg.paths.warehouse, N.FEATURE_LOGS))
+              .where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first, label_windows(cfg)))).select(*SERVED_COLUMNS))
+    jc = label_join_counts(run_labels, served).first()
+    assert jc is not None and jc["joinable"] > 0, jc
+    joined = {k: int(jc[k]) for k in ("joinable", "orphaned", "before_prediction")}
+    steps["counts"] = time.perf_counter() - started - steps["ingest"]
+    record = {N.RUN_ID: run_id, "job": "labels", "started_at": begun, "finished_at": datetime.now(UTC).replace(
+        tzinfo=None), "status": "succeeded", "config": cfg.source, "unreadable_files": [], "truncated_files": [],
+        **{k: counts[k] for k in ("files", "bytes", "records_read", "loaded", "duplicates", "quarantined")},
+        "quarantined_by_reason": counts["quarantined_by_reason"], "details": joined}
+    audit.append(spark, table_path(cfg.paths.warehouse, N.INGESTION_AUDIT), record)
+    seconds = time.perf_counter() - started
+    steps["audit"] = seconds - steps["ingest"] - steps["counts"]
+    return seconds, {**joined, **{f"{k}_ms": round(v * 1000) for k, v in steps.items()}}
+
+
 def check_input(spark: SparkSession, cfg: Config, rows: int, days: int) -> None:
     """The bench's own input, checked before anything is timed: the served rows and days it meant
     (the last day is appended later), and a label history of about the share it meant."""
@@ -301,7 +346,7 @@ def main() -> int:
     write_labels(spark, args.work, NEW_DAY, spark.range(first_open, n, step))
     # Fresh copies of the starting state, one per measured run but the first (feature_logs, which the
     # labels job only reads, is shared through a link).
-    copies = [cfg.with_paths(warehouse=str(args.work / f"warehouse-{i}")) for i in range(3)]
+    copies = [cfg.with_paths(warehouse=str(args.work / f"warehouse-{i}")) for i in range(5)]
     for c in copies:
         shutil.copytree(cfg.paths.warehouse, c.paths.warehouse, ignore=shutil.ignore_patterns(N.FEATURE_LOGS))
         Path(c.paths.warehouse, N.FEATURE_LOGS).symlink_to(fl_path, target_is_directory=True)
@@ -347,6 +392,8 @@ def main() -> int:
     merge_s = bare_merge(spark, table_path(cfg.paths.warehouse, N.LABEL_CHOICES), first_open, step, NEW_DAY)
     floor_s = min(nightly_floor(spark, cfg, NEW_DAY, str(args.work / f"floor-{i}")) for i in range(2))
     required_s = min(required_floor(spark, cfg, NEW_DAY, r) for r in required)
+    stateless = [stateless_nightly(spark, c, NEW_DAY) for c in copies[3:]]
+    stateless_s = min(t for t, _ in stateless)
     spark.stop()
     result = {
         "benchmark": "labels", "when": datetime.now(UTC).isoformat(timespec="seconds"), "served_rows": n,
@@ -367,6 +414,11 @@ def main() -> int:
         "incremental_over_floor": round(incremental_s / floor_s, 3),
         "required_floor_seconds": round(required_s, 3), "required_floor_over_full": round(required_s / full_s, 3),
         "incremental_over_required_floor": round(incremental_s / required_s, 3),
+        "stateless_nightly_runs": [round(t, 3) for t, _ in stateless],
+        "stateless_nightly_seconds": round(stateless_s, 3),
+        "stateless_nightly_over_full": round(stateless_s / full_s, 3),
+        "stateless_nightly_over_required_floor": round(stateless_s / required_s, 3),
+        "stateless_nightly_counts": stateless[0][1],
     }
     suffix = "" if args.days == 30 else f"-{args.days}d"
     name = "labels.json" if (n, args.days) == (1_000_000, 30) else f"labels-{n}{suffix}.json"
