@@ -54,7 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("generate", "write realistic fraud-scoring traffic and labels into the landing folders",
             "skewless.devtools.job", spark=False),
     Command("compact", "compact landing hours into feature_logs, its quarantine and the audit", "skewless.ingest.job"),
-    Command("labels", "ingest label dates; update the label choices labeled_examples reads", "skewless.labels.job"),
+    Command("labels", "ingest label dates (labeled_examples picks labels from them when read)", "skewless.labels.job"),
     Command("sql", "run Spark SQL where the project's tables resolve by plain name, as a role", "skewless.sql.job"),
     Command("sql-user", "add a user to the password file of `skewless sql --serve` (PBKDF2-SHA256)",
             "skewless.sql.passwords", spark=False, config=False),

@@ -102,12 +102,13 @@ def test_rerun_is_idempotent_and_dedups_against_other_hours(spark: SparkSession,
     snapshot = [frozen(spark, _table(spark, warehouse, t).drop(*RUN_COLUMNS))
                 for t in (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE)]
     fl_path = f"{warehouse.paths.warehouse}/{N.FEATURE_LOGS}"
-    spark.sql(f"ALTER TABLE delta.`{fl_path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")
+    stats = "delta.dataSkippingStatsColumns"
+    spark.sql(f"ALTER TABLE delta.`{fl_path}` SET TBLPROPERTIES ('{stats}' = '{N.REQUEST_ID}')")
 
     again = _compact(spark, warehouse)
 
-    # The properties the jobs rely on come back on the next write (labels reads the change feed).
-    assert table_property(spark, fl_path, "delta.enableChangeDataFeed") == "true"
+    # The properties the jobs rely on come back on the next write (statistics where replaceWhere prunes).
+    assert table_property(spark, fl_path, stats) == compact_run.FEATURE_LOG_PROPERTIES[stats]
 
     for key in ("records_read", "loaded", "duplicates", "quarantined"):
         assert again[key] == first[key], key

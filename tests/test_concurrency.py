@@ -55,7 +55,7 @@ def _compact(spark: SparkSession, cfg: Config, hour: Any) -> Callable[[], object
 
 
 def _labels(spark: SparkSession, cfg: Config) -> Callable[[], object]:
-    return lambda: labels_run.run(spark, cfg, argparse.Namespace(date=None, through="2026-12-01", full=False))
+    return lambda: labels_run.run(spark, cfg, argparse.Namespace(date=None, through="2026-12-01"))
 
 
 def _together(*actions: Callable[[], object]) -> list[object]:
@@ -97,7 +97,7 @@ def serial(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dic
     cfg = _cfg(tmp_path_factory, "serial")
     for action in (_compact(spark, cfg, HOUR), _compact(spark, cfg, NEXT), _labels(spark, cfg)):
         action()
-    return _tables(spark, cfg, (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABEL_CHOICES))
+    return _tables(spark, cfg, (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS))
 
 
 def test_two_hours_and_labels_at_once_equal_a_serial_run(spark: SparkSession, serial: dict[str, DataFrame],
@@ -116,7 +116,7 @@ def test_two_hours_and_labels_at_once_equal_a_serial_run(spark: SparkSession, se
     assertDataFrameEqual(got[N.FEATURE_LOGS_QUARANTINE], serial[N.FEATURE_LOGS_QUARANTINE])
     # The labels run saw whatever hours had committed; its next run catches up to the serial tables.
     _labels(spark, cfg)()
-    for name, df in _tables(spark, cfg, (N.LABELS, N.LABEL_CHOICES)).items():
+    for name, df in _tables(spark, cfg, (N.LABELS,)).items():
         assertDataFrameEqual(df, serial[name])
     audits = read_table(spark, cfg.paths.warehouse, N.INGESTION_AUDIT).where("job = 'compact'").collect()
     assert all(r["records_read"] == r["loaded"] + r["duplicates"] + r["quarantined"] for r in audits)

@@ -66,7 +66,7 @@ def built_traffic(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory)
                      separators=(",", ":"))[:-2]  # cut mid-object: malformed
     write_hour(base.paths.landing, START, "pod-9-crashed", [cut], gz=False)
     compact_run.compact_hour(spark, base, START, Progress("test"), KEY)
-    labels_run.run(spark, base, argparse.Namespace(date=None, through="2027-03-31", full=False))
+    labels_run.run(spark, base, argparse.Namespace(date=None, through="2027-03-31"))
     pii = set(users) | set(re.findall(r'"email":\s*"([^"]+)"', text)) | set(re.findall(r'"ip":\s*"([^"]+)"', text))
     return {"subject": subject, "email": email, "pii": pii, "base": base}
 
@@ -166,7 +166,7 @@ def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retentions(
     request_ids = [r[0] for r in logs.where(F.col("entity.user_id").isin(*hashes)).select(N.REQUEST_ID).collect()]
     examples = examples_view.labeled_examples(spark, warehouse)
     assert request_ids and examples.where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == len(request_ids)
-    labeled = read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
+    labeled = read_table(spark, warehouse.paths.warehouse, N.LABELS).where(
         F.col(N.REQUEST_ID).isin(*request_ids)).count()
     before = DeltaTable.forPath(spark, fl).history(1).first()["version"]  # type: ignore[index]
     # A format-v2 file too: the subject's value in its entity, one of its request ids, and a stranger.
@@ -182,7 +182,7 @@ def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retentions(
     assert forget_run.run_forget(spark, warehouse, args) == 0
     first = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert first["deleted_feature_logs"] == len(request_ids) and first["deleted_feature_logs_quarantine"] == 1
-    assert labeled and first["deleted_label_choices"] == labeled
+    assert labeled and first["deleted_labels"] == labeled
     assert examples_view.labeled_examples(spark, warehouse).where(F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
     assert raw not in _landing_text(warehouse.paths.landing)  # also the malformed line that never loaded
     with v2.open("rb") as f:
@@ -217,10 +217,8 @@ def test_forget_removes_the_subject_sticks_and_nothing_outlives_the_retentions(
     # The rerun of the first hour read none of the subject's lines (rewritten away); the late file's 4
     # records were kept out by the tombstones, without their text.
     assert kept.count() == 4 and kept.where(F.col(N.RAW_TEXT).isNotNull()).count() == 0
-    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31", full=True))
+    labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2027-03-31"))
     assert examples_view.labeled_examples(spark, warehouse).where(
-        F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
-    assert read_table(spark, warehouse.paths.warehouse, N.LABEL_CHOICES).where(
         F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0
     assert read_table(spark, warehouse.paths.warehouse, N.LABELS).where(
         F.col(N.REQUEST_ID).isin(*request_ids)).count() == 0

@@ -32,7 +32,7 @@ def corpus(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> dic
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(root / "landing"), str(root / "warehouse"))
     files = hostile.write(Path(cfg.paths.landing))
     audit = compact_run.compact_hour(spark, cfg, hostile.HOUR, Progress("test"), KEY)
-    code = labels_run.run(spark, cfg, argparse.Namespace(date=hostile.LABEL_DAY, through=None, full=False))
+    code = labels_run.run(spark, cfg, argparse.Namespace(date=hostile.LABEL_DAY, through=None))
     return {"cfg": cfg, "files": files, "audit": audit, "labels_exit": code}
 
 

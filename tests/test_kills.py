@@ -51,8 +51,8 @@ KILLED = SINGLE_JOBS if CAMPAIGN else ("compact",)  # each job needs the ones be
 RESULTS = ROOT / "bench" / "results"  # chaos-<job>.json: one file per job, so campaigns can run in parallel
 RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)
 TABLES = {"compact": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE),
-          "labels": (N.LABELS, N.LABELS_QUARANTINE, N.LABEL_CHOICES), "snapshot": (),
-          "nightly": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELS_QUARANTINE, N.LABEL_CHOICES)}
+          "labels": (N.LABELS, N.LABELS_QUARANTINE), "snapshot": (),
+          "nightly": (N.FEATURE_LOGS, N.FEATURE_LOGS_QUARANTINE, N.LABELS, N.LABELS_QUARANTINE)}
 BEFORE = {"compact": None, "labels": "after_compact", "snapshot": "after_labels", "nightly": None}
 AS_OF = date(2027, 4, 1)
 
@@ -70,7 +70,7 @@ def _run(job: str, spark: SparkSession, cfg: Config) -> None:
         finally:
             del os.environ["SKEWLESS_PII_KEY"]
     elif job == "labels":
-        labels_run.run(spark, cfg, argparse.Namespace(date=None, through="2027-03-31", full=False))
+        labels_run.run(spark, cfg, argparse.Namespace(date=None, through="2027-03-31"))
     else:
         create(spark, cfg, load_dataset(ROOT / "conf" / "datasets", "fraud_daily"),
                load_suite(ROOT / "expectations", "fraud_daily"), AS_OF, Progress("test"))

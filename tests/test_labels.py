@@ -1,5 +1,5 @@
-"""Delayed labels: windows, maturity, corrections, labels before the prediction, orphans, the MERGE
-path, idempotent reruns and as-of reproducibility."""
+"""Delayed labels: windows, maturity, corrections, labels before the prediction, orphans, the state
+recorded with each labels commit, idempotent reruns and as-of reproducibility."""
 
 from __future__ import annotations
 
@@ -23,22 +23,23 @@ from skewless.core.progress import Progress
 from skewless.ingest import job as compact_run
 from skewless.labels import job as labels_run
 from skewless.labels import view as examples_view
-from skewless.labels.sync import SyncState, _feed_covers_by_history, feed_covers, last_state, reach_from
+from skewless.labels.state import LabelState, last_state, latest_as_of_between, reach_from
 from skewless.labels.transforms import (
     LABEL_LINE_COLUMNS,
     POLICY_SCHEMA,
     SERVED_COLUMNS,
     classify_labels,
-    examples_from_choices,
     examples_from_events,
-    label_choices,
     label_examples,
     label_join_counts,
+    policy_rows,
+    with_features,
 )
 
 from .conftest import HOUR, KEY, ROOT, frozen, record, write_hour
 
 POLICIES = [("fraud", 60, "negative", "latest")]
+RUN_COLUMNS = (N.RUN_ID, N.INGESTED_AT)  # differ between any two runs by design
 
 
 def _served(spark: SparkSession, rows: list[tuple[str, str, str]]) -> DataFrame:
@@ -156,7 +157,7 @@ def _write_labels(landing: str, day: str, events: list[dict | str]) -> None:
         "\n".join(e if isinstance(e, str) else json.dumps(e) for e in events) + "\n")
 
 
-def test_labels_job_merges_incrementally_and_reruns_change_nothing(
+def test_labels_job_loads_dates_and_reruns_change_nothing(
         spark: SparkSession, warehouse: Config, three_served: Path, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
     _start_from(three_served, warehouse)
@@ -168,7 +169,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
         {"request_id": "p1", "label": 0, "observed_at": "2026-12-05T09:00:00Z", "source": "dispute_won"}])
 
     def run(day: str) -> None:
-        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
+        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None)) == 0
 
     run("2026-12-01")
     as_known_dec2 = frozen(spark, labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2))
@@ -177,9 +178,9 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert p1 is not None and p1[N.LABEL] == 1.0 and p1[N.FEATURES]["amount"] == 12.5  # features joined back
     capsys.readouterr()
     run("2026-12-05")
-    # The MERGE read the one file of the serving date it names, and the one hour of served rows.
+    # The run wrote the one file of its label date and read the one hour of served rows it can reach.
     merged = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert (merged["updated"], merged["choices_files_read"], merged["feature_logs_files_read"]) == (1, 1, 1), merged
+    assert (merged["labels_files_written"], merged["feature_logs_files_read"]) == (1, 1), merged
     ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (0.0, "labeled"), "p2": (None, "pending"), "p3": (None, "pending")}
@@ -190,27 +191,27 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert first["details"]["orphaned"] == 1
     assert [r["status"] for r in audit.collect()] == ["succeeded", "succeeded"]
     before = frozen(spark, ex)
-    history = f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/{N.LABEL_CHOICES}`"
+    events = frozen(spark, read_table(spark, warehouse.paths.warehouse, N.LABELS).drop(*RUN_COLUMNS))
+    history = f"DESCRIBE HISTORY delta.`{warehouse.paths.warehouse}/{N.LABELS}`"
     version = spark.sql(history).first()
 
-    run("2026-12-05")  # the rerun: same labels, same answer, no row updated
+    run("2026-12-05")  # the rerun: the date replaced by the same events, the same answer
 
     last = read_table(spark, warehouse.paths.warehouse, N.INGESTION_AUDIT).orderBy(F.desc("started_at")).first()
     assert last is not None and last["job"] == "labels", last
-    assert last["details"]["updated"] == 0 and last["details"]["inserted"] == 0
+    assert (last["loaded"], last["duplicates"], last["details"]["joinable"]) == (1, 0, 1)
     assertDataFrameEqual(_examples(spark, warehouse), before)
-    rerun = spark.sql(history).first()
-    assert version is not None and rerun is not None and rerun["version"] == version["version"]  # no commit
+    assertDataFrameEqual(read_table(spark, warehouse.paths.warehouse, N.LABELS).drop(*RUN_COLUMNS), events)
     _write_labels(landing, "2026-12-06", ["   "])
     capsys.readouterr()
-    run("2026-12-06")  # a quiet day: no label, no new served row: no MERGE, no file written
-    err = capsys.readouterr().err
-    assert "] 0 requests to re-choose" in err, err
-    quiet = spark.sql(history).first()
+    run("2026-12-06")  # a quiet day: no label, so the replace of the date writes nothing
+    quiet = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (quiet["loaded"], quiet["labels_files_written"], quiet["feature_logs_files_read"]) == (0, 0, 0), quiet
+    last_commit = spark.sql(history).first()
     # One commit that adds no file: the new watermark the states are derived from.
-    assert quiet is not None and quiet["version"] == version["version"] + 1
-    assert quiet["operation"] == "SET TBLPROPERTIES", quiet
-    recorded = last_state(spark, f"{warehouse.paths.warehouse}/{N.LABEL_CHOICES}")
+    assert version is not None and last_commit is not None and last_commit["version"] == version["version"] + 2
+    assert last_commit["operation"] == "SET TBLPROPERTIES", last_commit
+    recorded = last_state(spark, f"{warehouse.paths.warehouse}/{N.LABELS}")
     assert recorded is not None and recorded.as_of == datetime(2026, 12, 7)
     # As of Dec 2 the chargeback stands, even though a correction arrived since.
     assertDataFrameEqual(labels_run.examples_as_of(spark, warehouse, datetime(2026, 12, 2)).drop(N.LABELS_AS_OF),
@@ -233,7 +234,7 @@ def test_labels_job_merges_incrementally_and_reruns_change_nothing(
     assert quarantined() == {"2026-12-06": "empty_record"}
 
 
-def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
+def test_new_served_rows_and_closing_windows_cost_no_write_and_policies_apply_from_the_next_run(
         spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
     write_hour(landing, HOUR, "pod-0", [record("p1"), record("p2")])
@@ -244,60 +245,53 @@ def test_later_runs_read_only_new_served_rows_and_recompute_on_policy_change(
         _write_labels(landing, day, [])
 
     def run(day: str, wh: Config = warehouse) -> dict[str, object]:
-        assert labels_run.run(spark, wh, argparse.Namespace(date=day, through=None, full=False)) == 0
+        assert labels_run.run(spark, wh, argparse.Namespace(date=day, through=None)) == 0
         return dict(json.loads(capsys.readouterr().out.strip().splitlines()[-1]))
 
-    def state() -> SyncState | None:
-        return last_state(spark, f"{tables}/{N.LABEL_CHOICES}")
+    def state() -> LabelState | None:
+        return last_state(spark, f"{tables}/{N.LABELS}")
 
-    run("2026-12-01")  # the first run computes the table from scratch and records what it read
+    run("2026-12-01")  # the state rides in the commit of the date's events
     first = state()
-    fl_version = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.FEATURE_LOGS}`").first()
-    assert first is not None and fl_version is not None
-    assert first.feature_logs_version == fl_version["version"] and first.as_of == datetime(2026, 12, 2)
+    assert first is not None and first.as_of == datetime(2026, 12, 2)
+    assert first.rules == tuple(policy_rows(warehouse.models))
 
-    # Compaction adds served rows: the next run reads them from feature_logs' change feed (only to see
-    # whether labels came before them); a new row without labels costs no write.
+    # Compaction adds served rows: a new row without labels costs the labels run nothing.
     hour2 = HOUR + timedelta(hours=1)
     write_hour(landing, hour2, "pod-0", [record("p3", logged_at="2026-11-25T14:05:00Z")])
     compact_run.compact_hour(spark, warehouse, hour2, Progress("test"), KEY)
     out = run("2026-12-02")
-    assert (out["inserted"], out["updated"], out["deleted"]) == (0, 0, 0)
-    assert "recomputing" not in capsys.readouterr().err
-    second = state()
-    assert second is not None and second.feature_logs_version == first.feature_logs_version + 1
-    fl_path = f"{tables}/{N.FEATURE_LOGS}"
-    assert feed_covers(spark, fl_path, first.feature_logs_version, second.feature_logs_version, 168)
-    # Change files older than the VACUUM retention may be gone: then the run compares whole tables.
-    assert not feed_covers(spark, fl_path, first.feature_logs_version, second.feature_logs_version, 0)
+    assert (out["loaded"], out["labels_files_written"]) == (0, 0)
     ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {
         "p1": "labeled", "p2": "pending", "p3": "pending"}
 
     # Two months on, the 60-day windows of p2 and p3 have closed: both mature as negatives, at read
-    # time: the run writes no row for them.
+    # time: the run writes no row for them, only the new watermark.
     out = run("2027-02-01")
-    assert (out["inserted"], out["updated"], out["choices_files_written"]) == (0, 0, 0)
+    assert (out["loaded"], out["labels_files_written"]) == (0, 0)
     ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (1.0, "labeled"), "p2": (0.0, "matured_negative"), "p3": (0.0, "matured_negative")}
 
-    # A different label window changes every row's answer: the run recomputes instead of merging.
+    # A different label window changes every row's answer: readers take it from the next run's state,
+    # never from the config they run with.
     models = tuple(dataclasses.replace(m, labels=dataclasses.replace(m.labels, window_days=7))
                    for m in warehouse.models)
     changed = dataclasses.replace(warehouse, models=models)
-    out = run("2027-02-01", changed)
-    assert out["inserted"] == 1  # p1, whose label is still inside its 7-day window
-    last = spark.sql(f"DESCRIBE HISTORY delta.`{tables}/{N.LABEL_CHOICES}`").first()
-    assert last is not None and last["operation"] == "WRITE"
-    ex = _examples(spark, changed)
+    assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in _examples(spark, changed).collect()} == {timedelta(days=60)}
+    run("2027-02-01", changed)
+    recorded = state()
+    assert recorded is not None and recorded.rules == tuple(policy_rows(models))
+    assert {r[1] for r in recorded.rules} == {7}
+    ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in ex.collect()} == {  # p1's label came 6 days on
         "p1": "labeled", "p2": "matured_negative", "p3": "matured_negative"}
     assert {r[N.WINDOW_END] - r[N.LOGGED_AT] for r in ex.collect()} == {timedelta(days=7)}
 
 
-def test_a_run_killed_after_its_label_commit_is_absorbed_by_the_next_run_of_any_date(
-        spark: SparkSession, warehouse: Config, three_served: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_run_killed_after_its_label_commit_left_nothing_undone(
+        spark: SparkSession, warehouse: Config, three_served: Path) -> None:
     landing, tables = warehouse.paths.landing, warehouse.paths.warehouse
     _start_from(three_served, warehouse)
     _write_labels(landing, "2026-12-01", [])
@@ -305,29 +299,49 @@ def test_a_run_killed_after_its_label_commit_is_absorbed_by_the_next_run_of_any_
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-02T09:00:00Z", "source": "chargeback"}])
     _write_labels(landing, "2026-12-03", [
         {"request_id": "p2", "label": 1, "observed_at": "2026-12-03T09:00:00Z", "source": "chargeback"}])
-    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-01", through=None, full=False)) == 0
-    # The run of Dec 2 dies after its label commit and before label_choices': its labels are only in
-    # `labels`. A forget of p3 (a MERGE that only deletes) lands in between.
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-01", through=None)) == 0
+    # The run of Dec 2 dies after its label commit, before its audit row. A forget of p3 (a MERGE that
+    # only deletes) lands after it.
     labels_run.ingest(spark, warehouse, [datetime(2026, 12, 2)], "labels-killed", datetime(2026, 12, 3),
                       Progress("test"))
     (DeltaTable.forPath(spark, f"{tables}/{N.LABELS}").alias("t")
      .merge(spark.createDataFrame([("p3",)], "request_id string").alias("s"), "t.request_id = s.request_id")
      .whenMatchedDelete().execute())
-    capsys.readouterr()
-    # The next run is of a later date: it takes the killed run's date with its own.
-    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-03", through=None, full=False)) == 0
-    assert "recomputing" not in capsys.readouterr().err
+    # Its events and watermark are in already: readers see them, through the forget's later version.
+    recorded = last_state(spark, f"{tables}/{N.LABELS}")
+    assert recorded is not None and recorded.as_of == datetime(2026, 12, 3)
+    assert {r[N.REQUEST_ID]: r[N.LABEL_STATE] for r in _examples(spark, warehouse).collect()} == {
+        "p1": "labeled", "p2": "pending", "p3": "pending"}
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-03", through=None)) == 0
     ex = _examples(spark, warehouse)
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "p1": (1.0, "labeled"), "p2": (1.0, "labeled"), "p3": (None, "pending")}
-    recorded = last_state(spark, f"{tables}/{N.LABEL_CHOICES}")
+    recorded = last_state(spark, f"{tables}/{N.LABELS}")
     assert recorded is not None and recorded.as_of == datetime(2026, 12, 4)
-    merged = frozen(spark, read_table(spark, tables, N.LABEL_CHOICES))
-    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-03", through=None, full=True)) == 0
-    assertDataFrameEqual(read_table(spark, tables, N.LABEL_CHOICES), merged)
+    # The killed date rerun, and a backfill of every date: the same rows.
+    before = frozen(spark, ex)
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date="2026-12-02", through=None)) == 0
+    assert labels_run.run(spark, warehouse, argparse.Namespace(date=None, through="2026-12-03")) == 0
+    assertDataFrameEqual(_examples(spark, warehouse), before)
 
 
-def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_still_land(
+def test_a_watermark_overtaken_by_a_concurrent_run_is_settled_forward(spark: SparkSession, tmp_path: Path) -> None:
+    """Delta commits two labels runs of different dates in either order without replaying them: the
+    run that commits last with the earlier watermark records the later one again."""
+    path = str(tmp_path / "labels")
+    rules = (("fraud", 60, "negative", "latest"),)
+    spark.range(1).write.format("delta").save(path)  # v0
+    for as_of in (datetime(2026, 12, 4), datetime(2026, 12, 3)):  # v1: the later date's run; v2: the other
+        meta = LabelState(as_of, "d", rules).to_metadata()
+        spark.range(1).write.format("delta").mode("append").option("userMetadata", meta).save(path)
+    assert latest_as_of_between(spark, path, 0, 2) == datetime(2026, 12, 4)
+    assert latest_as_of_between(spark, path, 1, 2) is None
+    labels_run._settle_state(spark, path, LabelState(datetime(2026, 12, 3), "d", rules), 0,
+                             {"operation": "WRITE", "version": 2})
+    assert last_state(spark, path) == LabelState(datetime(2026, 12, 4), "d", rules)
+
+
+def test_rows_no_label_of_the_run_can_reach_are_not_read_but_late_deliveries_still_land(
         spark: SparkSession, warehouse: Config, capsys: pytest.CaptureFixture[str]) -> None:
     landing = warehouse.paths.landing
     # Served on three dates, uploaded in one hour: a lateness tolerance that admits them (the labels
@@ -344,14 +358,13 @@ def test_merge_skips_rows_no_label_of_the_run_can_reach_but_late_deliveries_stil
         # In its window (44 days on) but delivered six weeks after it was observed: it must still land.
         {"request_id": "o2", "label": 1, "observed_at": "2026-10-15T09:00:00Z"},
         {"request_id": "p1", "label": 1, "observed_at": "2026-12-01T09:00:00Z"}])
-    for day in ("2026-11-30", "2026-12-01"):  # the first run computes the table, the second MERGEs
-        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None, full=False)) == 0
-    out, err = capsys.readouterr()
+    for day in ("2026-11-30", "2026-12-01"):
+        assert labels_run.run(spark, warehouse, argparse.Namespace(date=day, through=None)) == 0
+    out, _ = capsys.readouterr()
 
     # Rows served before 2026-08-15 (o2's observation less the 60-day window and a day) cannot take any
     # of these labels: feature_logs is read from that date on, so o3's label, whose row was served
-    # before it, counts as orphaned (no served row it can label), and o1's as joinable, re-chosen to none.
-    assert "] 3 requests to re-choose, served on 2 dates" in err, err
+    # before it, counts as orphaned (no served row it can label), and o1's as joinable (outside its window).
     counted = json.loads(out.strip().splitlines()[-1])
     assert (counted["joinable"], counted["orphaned"]) == (3, 1)
     ex = _examples(spark, warehouse)
@@ -365,23 +378,11 @@ def test_reach_from_is_the_first_serving_date_a_label_can_belong_to() -> None:
     assert reach_from(datetime(2026, 12, 1), [7]) == date(2026, 11, 23)
 
 
-def test_sync_state_round_trips_and_ignores_foreign_metadata() -> None:
-    s = SyncState(7, datetime(2026, 12, 2), "abc", (("fraud", 60, "negative", "latest"),))
-    assert SyncState.from_metadata(s.to_metadata()) == s
-    assert SyncState.from_metadata('{"skewless.access.policy": "v1"}') is None
-    assert SyncState.from_metadata(None) is None and SyncState.from_metadata("not json") is None
-
-
-@pytest.mark.parametrize("as_of", [datetime(2026, 11, 12), datetime(2026, 12, 31), datetime(2027, 1, 1)])
-def test_examples_derived_from_stored_choices_equal_the_join(spark: SparkSession, scenario: tuple,
-                                                           as_of: datetime) -> None:
-    """The read-time view of the stored choices gives exactly the point-in-time join, at any watermark:
-    windows, maturity, corrections, labels before the prediction and defaults all follow."""
-    served, labels, policies = scenario
-    choices = frozen(spark, label_choices(served, labels, policies, as_of))
-    assert {r[N.REQUEST_ID] for r in choices.collect()} <= {"r1"}  # only labeled requests are stored
-    assertDataFrameEqual(examples_from_choices(served, choices, policies, as_of),
-                         label_examples(served, labels, policies, as_of))
+def test_label_state_round_trips_and_ignores_foreign_metadata() -> None:
+    s = LabelState(datetime(2026, 12, 2), "abc", (("fraud", 60, "negative", "latest"),))
+    assert LabelState.from_metadata(s.to_metadata()) == s
+    assert LabelState.from_metadata('{"skewless.access.policy": "v1"}') is None
+    assert LabelState.from_metadata(None) is None and LabelState.from_metadata("not json") is None
 
 
 @pytest.mark.parametrize(("conflict", "tie_label"), [("latest", 1.0), ("earliest", 0.0), ("max", 1.0)])
@@ -401,41 +402,23 @@ def test_examples_chosen_from_events_in_one_pass_equal_the_join(spark: SparkSess
     assert r4 is not None and (r4[N.LABEL], r4[N.LABEL_STATE]) == (tie_label, N.STATE_LABELED)
 
 
-def test_examples_from_events_carry_the_logged_row_as_the_stored_choices_view(spark: SparkSession,
-                                                                             scenario: tuple) -> None:
+def test_examples_from_events_carry_the_logged_row_as_the_join_then_the_features(spark: SparkSession,
+                                                                                 scenario: tuple) -> None:
     """With `features`, the one-pass pick gives the training view's rows and column order, exactly as
-    the view of stored choices does: the same labels, and the logged row's other columns after them."""
+    the point-in-time join with the logged rows joined back: the labels, then the row's other columns."""
     served, labels, policies = scenario
     logged = served.withColumn(N.FEATURES, F.struct((F.length(N.REQUEST_ID) * 1.5).alias("f0")))
     as_of = datetime(2026, 12, 31)
-    choices = frozen(spark, label_choices(served, labels, policies, as_of))
     got = frozen(spark, examples_from_events(logged, labels, policies, as_of, features=True))
     assert got.columns[-1] == N.FEATURES and got.columns[:2] == [N.REQUEST_ID, N.EVENT_DATE]
-    assertDataFrameEqual(got, examples_from_choices(logged, choices, policies, as_of, features=True),
+    assertDataFrameEqual(got, with_features(label_examples(served, labels, policies, as_of), logged),
                          checkRowOrder=False)
 
 
-def test_feed_covers_only_ranges_where_the_feed_stayed_on(spark: SparkSession, tmp_path: Path) -> None:
-    path = str(tmp_path / "logs")
-    spark.range(3).write.format("delta").option("delta.enableChangeDataFeed", "true").save(path)  # v0
-    spark.range(3, 5).write.format("delta").mode("append").save(path)  # v1
-    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('skewless.privacy.policy' = 'v2')")  # v2
-    assert feed_covers(spark, path, 0, 2, 168)  # another property changed: the feed stayed on
-    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'false')")  # v3
-    spark.sql(f"ALTER TABLE delta.`{path}` SET TBLPROPERTIES ('delta.enableChangeDataFeed' = 'true')")  # v4
-    spark.range(5, 6).write.format("delta").mode("append").save(path)  # v5
-    assert not feed_covers(spark, path, 2, 5, 168)  # off for v3..v4: some changes were not recorded
-    assert feed_covers(spark, path, 4, 5, 168)
-    # The answer read from the log's files is Delta history()'s, on every range and retention.
-    for since, until, hours in [(0, 2, 168), (2, 5, 168), (4, 5, 168), (0, 1, 0), (5, 5, 168), (1, 3, 168)]:
-        assert feed_covers(spark, path, since, until, hours) == _feed_covers_by_history(
-            spark, path, since, until, hours), (since, until, hours)
-
-
 def test_last_state_is_the_latest_labels_commit_at_or_before_a_version(spark: SparkSession, tmp_path: Path) -> None:
-    path = str(tmp_path / "choices")
-    a = SyncState(3, datetime(2026, 12, 2), "aaa", (("fraud", 60, "negative", "latest"),))
-    b = SyncState(5, datetime(2026, 12, 3), "bbb", (("fraud", 30, "drop", "latest"),))
+    path = str(tmp_path / "labels")
+    a = LabelState(datetime(2026, 12, 2), "aaa", (("fraud", 60, "negative", "latest"),))
+    b = LabelState(datetime(2026, 12, 3), "bbb", (("fraud", 30, "drop", "latest"),))
     spark.range(1).write.format("delta").save(path)  # v0: no state
     for meta in (a.to_metadata(), '{"skewless.privacy.policy": "v1"}', b.to_metadata()):  # v1, v2, v3
         spark.range(1).write.format("delta").mode("append").option("userMetadata", meta).save(path)

@@ -70,9 +70,10 @@ def test_a_night_runs_every_step_and_records_it(spark: SparkSession, night: dict
     c = steps_["compact"]
     assert c["records_read"] == c["loaded"] + c["duplicates"] + c["quarantined"] == c["records"] > 0
     assert read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS).count() == c["loaded"]
-    # label_choices holds the labeled requests only; labeled_examples, derived from it, every served row.
-    choices = read_table(spark, cfg.paths.warehouse, N.LABEL_CHOICES).count()
-    assert steps_["labels"]["status"] == "succeeded" and steps_["labels"]["inserted"] == choices
+    # Each loaded label event is counted once: joinable, before its prediction, or orphaned.
+    lab = steps_["labels"]
+    assert lab["status"] == "succeeded" and lab["joinable"] + lab["before_prediction"] + lab["orphaned"] == lab[
+        "loaded"] == read_table(spark, cfg.paths.warehouse, N.LABELS).count()
     assert examples_view.labeled_examples(spark, cfg).count() == c["loaded"]
     assert steps_["purge"]["status"] == "succeeded" and steps_["purge"]["before"] == "2026-10-27"
     # Wednesday: the weekly (Monday) snapshot is not due; drift has no published reference yet.
@@ -100,7 +101,7 @@ def test_a_night_runs_every_step_and_records_it(spark: SparkSession, night: dict
 
 def test_a_rerun_skips_what_completed_and_writes_nothing(spark: SparkSession, night: dict[str, Any]) -> None:
     cfg = night["cfg"]
-    tables = (N.FEATURE_LOGS, N.LABEL_CHOICES, N.INGESTION_AUDIT)
+    tables = (N.FEATURE_LOGS, N.LABELS, N.INGESTION_AUDIT)
     before = {t: current_version(spark, f"{cfg.paths.warehouse}/{t}") for t in tables}
     code, out = _night(spark, cfg)
     assert {s: r["status"] for s, r in out["steps"].items()} == dict.fromkeys(out["steps"], "skipped")

@@ -56,7 +56,7 @@ def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> tupl
     generate(GenSpec(landing=wh.paths.landing, start=START, hours=2, rps=1.5, seed=11), progress=False)
     for hour in (START, START + timedelta(hours=1)):
         compact_run.compact_hour(spark, wh, hour, Progress("test"), KEY)
-    labels_run.run(spark, wh, argparse.Namespace(date=None, through="2027-03-31", full=False))
+    labels_run.run(spark, wh, argparse.Namespace(date=None, through="2027-03-31"))
     snapshot_run(spark, wh, argparse.Namespace(snapshot_action="create", name="fraud_daily", as_of="2027-04-01"))
     pkg = root / "pkg" / "fraud"
     fit(spark, wh, load_spec(SPEC), "fraud_daily@1", pkg, replace=False, progress=Progress("test"))

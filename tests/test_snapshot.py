@@ -61,7 +61,7 @@ def built(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Conf
     quiet = Path(wh.paths.landing, N.LABELS_DIR, "date=2027-03-31")  # a day without chargebacks still counts
     quiet.mkdir(parents=True, exist_ok=True)
     (quiet / "empty.jsonl").write_text("")
-    labels_run.run(spark, wh, argparse.Namespace(date=None, through="2027-03-31", full=False))
+    labels_run.run(spark, wh, argparse.Namespace(date=None, through="2027-03-31"))
     return wh
 
 
@@ -127,7 +127,7 @@ def test_dataset_and_reference_parsing_reject_bad_input(tmp_path: Path) -> None:
 def test_gate_publishes_or_not_and_every_reference_resolves(spark: SparkSession, built: Config) -> None:
     ok = create(spark, built, _dataset(), _suite(), AS_OF, Progress("test"))
     assert ok["status"] == "published" and ok["rows"] == sum(ok["rows_per_split"].values()) > 100
-    assert set(ok["lineage"]) == {N.LABEL_CHOICES, N.FEATURE_LOGS, N.LABELS}
+    assert set(ok["lineage"]) == {N.FEATURE_LOGS, N.LABELS}
     strict = {"name": "strict", "expectations": [
         {"type": "expect_column_values_to_be_between", "kwargs": {"column": "amount", "max_value": 20}},
         {"type": "expect_table_row_count_to_be_between", "kwargs": {"min_value": 1}}]}
@@ -268,9 +268,9 @@ def test_versions_reproduce_after_source_changes_stream_as_arrow_and_forget_reac
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "fix.jsonl").write_text(json.dumps({"request_id": target[0], "label": 1.0 - target[1],
                                                  "observed_at": "2027-01-20T00:00:00Z"}) + "\n")
-    labels_run.run(spark, built, argparse.Namespace(date="2027-03-30", through=None, full=False))
+    labels_run.run(spark, built, argparse.Namespace(date="2027-03-30", through=None))
     spark.conf.set("spark.databricks.delta.retentionDurationCheck.enabled", "false")
-    for name in (N.FEATURE_LOGS, N.LABELS, N.LABEL_CHOICES):
+    for name in (N.FEATURE_LOGS, N.LABELS):
         table = DeltaTable.forPath(spark, table_path(built.paths.warehouse, name))
         table.optimize().executeCompaction()
         table.vacuum(0.0)
@@ -290,14 +290,20 @@ def test_versions_reproduce_after_source_changes_stream_as_arrow_and_forget_reac
     assert earlier["label_cutoff"] == datetime(2027, 2, 1)  # labels as known then, from the history
 
     # Forgetting a subject reaches snapshots too; the version then no longer matches its hash. The
-    # subject is one with a chosen label, so the forget also marks label_choices rows deleted.
+    # subject is one with a label, so the forget also marks label events deleted.
     in_snapshot = spark.read.format("delta").load(v["location"]).select(F.col("split_key").alias("user_id"))
     logs = spark.read.format("delta").load(table_path(built.paths.warehouse, N.FEATURE_LOGS))
-    ex_path = table_path(built.paths.warehouse, N.LABEL_CHOICES)
-    labeled = logs.join(read_delta(spark, ex_path).select(N.REQUEST_ID), on=N.REQUEST_ID, how="left_semi")
-    user = (labeled.select("entity.user_id").join(in_snapshot, on="user_id", how="left_semi")
-            .orderBy("user_id").first())
+    ex_path = table_path(built.paths.warehouse, N.LABELS)
+    labeled = logs.join(read_delta(spark, ex_path).select(N.REQUEST_ID, N.LABEL_DATE), on=N.REQUEST_ID, how="inner")
+    user = (labeled.select("entity.user_id", N.LABEL_DATE).join(in_snapshot, on="user_id", how="left_semi")
+            .orderBy("user_id", N.LABEL_DATE).first())
     assert user is not None
+    # Another request's label on the subject's label date: the forget then marks the subject's event
+    # in that date's file (a deletion vector) instead of removing the file.
+    day = f"{user[N.LABEL_DATE]:%Y-%m-%d}"
+    (Path(built.paths.landing, N.LABELS_DIR, f"date={day}") / "stranger.jsonl").write_text(json.dumps(
+        {"request_id": "stranger", "label": 1.0, "observed_at": f"{day}T12:00:00Z"}) + "\n")
+    labels_run.run(spark, built, argparse.Namespace(date=day, through=None))
     monkeypatch.setenv("SKEWLESS_PII_KEY", KEY.secret.decode())
     raw = _raw_user(built.paths.landing, user[0])
     forget_run.run_forget(spark, built, argparse.Namespace(entity=f"user_id={raw}", reason="",
@@ -308,15 +314,15 @@ def test_versions_reproduce_after_source_changes_stream_as_arrow_and_forget_reac
 
 
 def _arrow_hides_deletion_vectors_like_spark(spark: SparkSession, ex_path: str) -> None:
-    """A forget at the default retention leaves a label_choices version whose rows are only marked
+    """A forget at the default retention leaves a `labels` version whose rows are only marked
     deleted (deletion vectors); delta-rs must hide them exactly as Spark does."""
     history = DeltaTable.forPath(spark, ex_path).history().select("version", "operation", "operationMetrics")
     marked = [r["version"] for r in history.collect() if r["operation"] == "MERGE"
               and int((r["operationMetrics"] or {}).get("numTargetDeletionVectorsAdded", 0)) > 0]
     assert marked, "the forget's MERGE left no deletion vector to read"
     version = max(marked)
-    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE)
-    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.LABEL_SOURCE])
+    spark_rows = read_delta(spark, ex_path, version=version).select(N.REQUEST_ID, N.LABEL, N.SOURCE)
+    arrow = read_arrow(ex_path, version=version, columns=[N.REQUEST_ID, N.LABEL, N.SOURCE])
     assert 0 < arrow.num_rows < read_delta(spark, ex_path, version=version - 1).count()
     assertDataFrameEqual(spark.createDataFrame(arrow.to_pylist(), spark_rows.schema), spark_rows)
 

@@ -64,7 +64,7 @@ def _class_of(table: str, path: str, policy: PrivacyPolicy) -> Access:
         return fp.access
     if path in DERIVED:
         return DERIVED[path]
-    if table in (N.LABELS, N.LABELED_EXAMPLES, N.LABEL_CHOICES):
+    if table in (N.LABELS, N.LABELED_EXAMPLES):
         return LABEL_CLASS
     return "restricted"  # not named anywhere: fail closed
 

@@ -12,8 +12,7 @@ FEATURE_LOGS_QUARANTINE: Final = "feature_logs_quarantine"
 INGESTION_AUDIT: Final = "ingestion_audit"
 LABELS: Final = "labels"
 LABELS_QUARANTINE: Final = "labels_quarantine"
-LABELED_EXAMPLES: Final = "labeled_examples"  # a view: feature_logs + label_choices, states derived at read
-LABEL_CHOICES: Final = "label_choices"  # the label each labeled request's policy picks (only labeled requests)
+LABELED_EXAMPLES: Final = "labeled_examples"  # a view: feature_logs + labels, the pick and states derived at read
 PRIVACY_REQUESTS: Final = "privacy_requests"
 DATASET_VERSIONS: Final = "dataset_versions"
 DATASET_RESERVATIONS: Final = "dataset_reservations"  # internal: version numbers taken; no role reads it
@@ -24,12 +23,12 @@ FORGOTTEN_SUBJECTS: Final = "forgotten_subjects"  # tombstones: compaction and l
 NIGHTLY_RUNS: Final = "nightly_runs"    # one row per `skewless nightly` run: its summary
 NIGHTLY_STEPS: Final = "nightly_steps"  # one row per nightly run and step: status, seconds, counts
 NIGHTLY_LEASE: Final = "nightly_lease"  # internal: who runs the nightly now, until when; no role reads it
-TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, LABEL_CHOICES,
-                 PRIVACY_REQUESTS, DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS, DRIFT_METRICS,
-                 DRIFT_REFERENCES, NIGHTLY_RUNS, NIGHTLY_STEPS)
+TABLES: Final = (FEATURE_LOGS, FEATURE_LOGS_QUARANTINE, INGESTION_AUDIT, LABELS, LABELS_QUARANTINE, PRIVACY_REQUESTS,
+                 DATASET_VERSIONS, FORGOTTEN_SUBJECTS, SKEW_TESTS, DRIFT_METRICS, DRIFT_REFERENCES, NIGHTLY_RUNS,
+                 NIGHTLY_STEPS)
 # Names a reader queries that are computed from tables at read time (never written as a table).
 VIEWS: Final = (LABELED_EXAMPLES,)
-LABELED_EXAMPLES_SOURCES: Final = (FEATURE_LOGS, LABEL_CHOICES)  # the tables the view reads
+LABELED_EXAMPLES_SOURCES: Final = (FEATURE_LOGS, LABELS)  # the tables the view reads
 QUERYABLE: Final = (*TABLES, *VIEWS)
 
 # Landing layout.

@@ -22,9 +22,8 @@ from skewless.core import names as N
 from skewless.core.access import tag_schema
 from skewless.core.argtypes import checked
 from skewless.core.config import Config
-from skewless.core.delta import is_table, last_commit, read_delta, session_conf
+from skewless.core.delta import is_table, read_delta, session_conf
 from skewless.core.errors import UsageError
-from skewless.core.localframe import local_frame
 from skewless.core.paths import join, snapshot_path, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import delete_path, write_text
@@ -34,16 +33,9 @@ from skewless.datasets.spec import DatasetConfig, load_dataset
 from skewless.datasets.transforms import SPLIT, SPLITS, content_hash, content_sums, select_examples
 from skewless.datasets.versions import record_version, reserve_version, versions_table
 from skewless.labels import view as examples_view
-from skewless.labels.transforms import (
-    POLICY_SCHEMA,
-    SERVED_COLUMNS,
-    examples_from_events,
-    policy_rows,
-    with_features,
-)
 from skewless.serving.logformat import parse_date
 
-SOURCES = (N.LABEL_CHOICES, N.FEATURE_LOGS, N.LABELS)
+SOURCES = (N.FEATURE_LOGS, N.LABELS)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -82,18 +74,10 @@ def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -
         if not is_table(spark, path):
             raise UsageError(f"snapshot needs {name}: run compact and labels first ({path})")
     pinned = examples_view.pin(spark, cfg)
-    lineage = {N.FEATURE_LOGS: pinned.feature_logs, N.LABEL_CHOICES: pinned.label_choices,
-               N.LABELS: last_commit(spark, table_path(cfg.paths.warehouse, N.LABELS))["version"]}
-    watermark = pinned.state.as_of
-    cutoff = min(watermark, cutoff_wanted)
-    if cutoff >= watermark:
-        return examples_view.labeled_examples(spark, cfg, pinned, features=True), lineage, cutoff
-    # An older as-of: labels as they were known then, from the label history.
-    logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=pinned.feature_logs)
-    labels = read_delta(spark, table_path(cfg.paths.warehouse, N.LABELS), version=lineage[N.LABELS])
-    policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
-    examples = examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, cutoff)
-    return with_features(examples, logs), lineage, cutoff
+    lineage = {N.FEATURE_LOGS: pinned.feature_logs, N.LABELS: pinned.labels}
+    # An older as-of: labels as they were known then (the label history keeps every event).
+    cutoff = min(pinned.state.as_of, cutoff_wanted)
+    return examples_view.labeled_examples(spark, cfg, pinned, features=True, as_of=cutoff), lineage, cutoff
 
 
 def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str, Any], as_of: date,

@@ -65,10 +65,8 @@ from skewless.privacy.transforms import MAP_SECTIONS, apply_policy, plan_for
 from skewless.serving.logformat import parse_date, parse_hour
 
 # Min/max statistics only where queries and replaceWhere prune: not on every nested feature.
-# The change data feed lets the labels job read only the rows added since its last run.
 FEATURE_LOG_PROPERTIES = {
     "delta.dataSkippingStatsColumns": f"{N.REQUEST_ID},{N.LOGGED_AT},{N.LANDING_HOUR},{N.SAMPLE_RATE}",
-    "delta.enableChangeDataFeed": "true",
 }
 # Never min/max statistics of raw text: the Delta log outlives VACUUM and would keep PII prefixes.
 QUARANTINE_PROPERTIES = {

@@ -1,11 +1,13 @@
-"""`skewless labels`: ingest label dates, then bring `label_choices` up to date (MERGE or recompute);
-`labeled_examples` is derived from it at read time (`skewless.labels.view`)."""
+"""`skewless labels`: ingest label dates into `labels`, with the label watermark and policies in the
+same commit, and count how the day's labels join the served rows they can reach. No choice is stored:
+`labeled_examples` picks each request's label from the events when it is read (`skewless.labels.view`),
+so a night costs in proportion to its labels, never to the history."""
 
 from __future__ import annotations
 
 import argparse
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pyspark import StorageLevel
@@ -25,13 +27,22 @@ from skewless.core.delta import (
     rows_added,
     table_properties,
 )
+from skewless.core.deltalog import latest_version
 from skewless.core.errors import InvariantError, UsageError
 from skewless.core.localframe import local_frame
 from skewless.core.paths import LANDING_SUFFIXES, labels_date, labels_root, table_path
 from skewless.core.progress import Progress, summary
 from skewless.core.storage import list_files, list_subfolders, read_landing_text
-from skewless.labels.choices import update_choices
-from skewless.labels.sync import LABEL_DATES_KEY
+from skewless.labels.state import (
+    LabelState,
+    label_windows,
+    labels_as_of_watermark,
+    last_state,
+    latest_as_of_between,
+    policies_digest,
+    reach_from,
+    set_state,
+)
 from skewless.labels.transforms import (
     EXAMPLE_COLUMNS,
     POLICY_SCHEMA,
@@ -40,6 +51,7 @@ from skewless.labels.transforms import (
     dedup_label_events,
     examples_from_events,
     files_to_label_quarantine,
+    label_join_counts,
     policy_rows,
     to_label_quarantine,
     to_labels,
@@ -48,7 +60,8 @@ from skewless.labels.transforms import (
 from skewless.privacy.tombstones import forgotten_filter
 from skewless.serving.logformat import parse_date
 
-LABEL_PROPERTIES = {"delta.enableChangeDataFeed": "true"}
+# Deletion vectors: a forget marks a subject's few events instead of rewriting their label dates' files.
+LABEL_PROPERTIES = {"delta.enableDeletionVectors": "true"}
 LABEL_QUARANTINE_PROPERTIES = {"delta.dataSkippingStatsColumns": f"{N.REASON},{N.REQUEST_ID}"}
 
 
@@ -58,7 +71,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                       help="label date folder to ingest, e.g. 2026-12-06 (the nightly run)")
     when.add_argument("--through", type=checked(parse_date),
                       help="ingest every label date folder up to this date (a backfill)")
-    p.add_argument("--full", action="store_true", help="recompute label_choices from scratch instead of MERGE")
 
 
 def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
@@ -71,9 +83,6 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     started = datetime.now(UTC).replace(tzinfo=None)
     run_id = f"labels-{last:%Y%m%d}-{uuid.uuid4().hex[:10]}"
     counts = ingest(spark, cfg, days, run_id, started, progress)
-    first_observed = counts.pop("first_observed")
-    counts.update(update_choices(spark, cfg, days, full=getattr(args, "full", False), progress=progress,
-                                 ingested=True, first_observed=first_observed))
     unreadable: list[str] = counts.pop("unreadable_files")
     reconciled = counts["records_read"] == counts["loaded"] + counts["duplicates"] + counts["quarantined"]
     record = {
@@ -132,17 +141,22 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         unread = unread_files(spark, files, read)
         for f in unread:
             progress.step(f"labels {label}: WARNING {f.name}: {f.detail}")
-        events = dedup_label_events(classified)
+        loaded_events = to_labels(dedup_label_events(classified), run_id, started)
         where = _dates_sql(days)
         policy = cfg.privacy_policy
-        # The commit names its dates: the next run takes them if this one dies before label_choices.
-        commit = replace_rows(to_labels(events, run_id, started), table_path(cfg.paths.warehouse, N.LABELS),
-                              (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id,
-                              {LABEL_DATES_KEY: [f"{d:%Y-%m-%d}" for d in days]})
+        labels_path = table_path(cfg.paths.warehouse, N.LABELS)
+        before = latest_version(spark, labels_path)
+        state = _state(spark, cfg, labels_path, before, days)
+        # The watermark and policies ride in the commit of the events they describe.
+        commit = replace_rows(loaded_events, labels_path, (N.LABEL_DATE,), where, LABEL_PROPERTIES, policy, run_id,
+                              state.to_dict())
+        _settle_state(spark, labels_path, state, before, commit)
         # Loaded: counted where written (Delta's metrics of this run's commit); the rest of the
         # loadable events were repeats.
         loaded = rows_added(commit["metrics"])
-        metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded}
+        metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded,
+                   "labels_files_written": int(commit["metrics"].get("numFiles", 0))}
+        joined = _join_counts(spark, cfg, loaded_events, first_observed, state.as_of, progress)
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
         if unread or any(k is not None for k in by_reason) or _quarantined_before(spark, q_path, days, where):
@@ -154,10 +168,60 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
     quarantined = {k: v for k, v in by_reason.items() if k is not None}
     counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
               "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
+              "labels_files_written": metrics["labels_files_written"],
               "quarantined": sum(quarantined.values()), "quarantined_by_reason": dict(sorted(quarantined.items())),
-              "unreadable_files": [f"{f.name}: {f.detail}" for f in unread], "first_observed": first_observed}
+              "unreadable_files": [f"{f.name}: {f.detail}" for f in unread], **joined}
     progress.step(f"labels {label}: read={counts['records_read']} loaded={counts['loaded']} "
                   f"duplicates={counts['duplicates']} quarantined={counts['quarantined']}")
+    return counts
+
+
+def _state(spark: SparkSession, cfg: Config, labels_path: str, before: int | None,
+           days: list[datetime]) -> LabelState:
+    """The state this run records: labels are known through its last date, also when that day brought
+    no label; a rerun of an older date never moves the watermark back."""
+    prev = last_state(spark, labels_path, before) if before is not None else None
+    as_of = max(days) + timedelta(days=1)
+    if prev is not None:
+        as_of = max(as_of, prev.as_of)
+    elif before is not None:  # events loaded with no state recorded: they tell how far labels go
+        as_of = max(as_of, labels_as_of_watermark(read_delta(spark, labels_path)) or as_of)
+    rows = tuple(policy_rows(cfg.models))
+    return LabelState(as_of, policies_digest(rows), rows)
+
+
+def _settle_state(spark: SparkSession, labels_path: str, state: LabelState, before: int | None,
+                  commit: dict[str, Any]) -> None:
+    """Make the latest recorded state this run's, with the furthest watermark any run reached: a
+    replace of an empty date makes no commit, and a concurrent run may have committed a later
+    watermark between this run's read of the state and its commit (Delta reorders commits of
+    disjoint dates without replaying them)."""
+    if commit["operation"] is None:
+        if last_state(spark, labels_path) != state:
+            set_state(spark, labels_path, state)
+        return
+    later = latest_as_of_between(spark, labels_path, before, commit["version"]) if before is not None else None
+    if later is not None and later > state.as_of:
+        set_state(spark, labels_path, LabelState(later, state.policies, state.rules))
+
+
+def _join_counts(spark: SparkSession, cfg: Config, loaded: DataFrame, first_observed: datetime | None,
+                 as_of: datetime, progress: Progress) -> dict[str, int]:
+    """How the run's label events join the served rows they can reach (those served within the
+    longest label window before the earliest of them): joinable, observed before the prediction, or
+    matching no served row (orphaned). Reads those dates' request ids and serving times only."""
+    fl_path = table_path(cfg.paths.warehouse, N.FEATURE_LOGS)
+    if first_observed is None or not is_table(spark, fl_path):
+        return {"joinable": 0, "orphaned": 0, "before_prediction": 0, "feature_logs_files_read": 0}
+    served = read_delta(spark, fl_path).where(F.col(N.EVENT_DATE) >= F.lit(reach_from(first_observed,
+                                                                                       label_windows(cfg))))
+    row = label_join_counts(loaded, served.select(N.REQUEST_ID, N.LOGGED_AT)).first()
+    assert row is not None
+    counts = {k: int(row[k]) for k in ("joinable", "orphaned", "before_prediction")}
+    # Files the reachable rows' read touches, from the Delta log (partition pruning only).
+    counts["feature_logs_files_read"] = len(served.inputFiles())
+    progress.step(f"labels as of {as_of:%Y-%m-%d}: joinable={counts['joinable']} "
+                  f"orphaned={counts['orphaned']} before_prediction={counts['before_prediction']}")
     return counts
 
 

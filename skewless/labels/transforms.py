@@ -4,10 +4,9 @@
     spark-submit --py-files dist/skewless.zip --jars "$(skewless jars)" jobs/labels.py --date 2026-12-06
 
 `labels` keeps every label event (corrections are new events, nothing is overwritten), so "labels as
-known at T" is `observed_at <= T` and stays reproducible. `label_choices` holds, for each served
-request that has a label in its window, the label its model's policy picks as of the latest ingested
-label date; each run MERGEs only the requests whose choice can have changed. `labeled_examples`, one
-row per served prediction with its label state, is derived from the two when read.
+known at T" is `observed_at <= T` and stays reproducible. No choice is stored: `labeled_examples`,
+one row per served prediction with its label state, picks each request's label from its events when it
+is read (`examples_from_events`), so a labels run writes only the day's events.
 """
 
 from __future__ import annotations
@@ -28,14 +27,11 @@ from skewless.serving.logformat import SPARK_RFC3339
 LABEL_LINE_COLUMNS = (N.RAW_VALUE, N.SOURCE_FILE, N.ROW_ID, N.LABEL_DATE)
 LABEL_QUARANTINE_COLUMNS = (N.LABEL_DATE, N.SOURCE_FILE, N.REASON, N.REQUEST_ID, N.RAW_TEXT, N.RUN_ID,
                             N.INGESTED_AT)
-# labeled_examples keeps the served row's keys, not its features: a label change then rewrites a few
-# narrow rows instead of feature data, and features stay in one place (feature_logs, joined on read).
+# The served row's columns a label pick and its state need; features stay in feature_logs (read in the
+# same scan when the training view wants them).
 SERVED_COLUMNS = (N.REQUEST_ID, N.LOGGED_AT, N.MODEL, N.SAMPLE_RATE, N.EVENT_DATE, N.EVENT_HOUR)
 EXAMPLE_COLUMNS = (*SERVED_COLUMNS, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE, N.LABEL_DELAY_S,
                    N.LABEL_STATE, N.WINDOW_END, N.LABELS_AS_OF)
-# label_choices: only requests with a label in their window, the label their policy picks; the
-# rest of labeled_examples is derived at read time (examples_from_choices).
-CHOICE_COLUMNS = (N.REQUEST_ID, N.EVENT_DATE, N.LABEL, N.LABEL_OBSERVED_AT, N.LABEL_SOURCE)
 POLICY_SCHEMA = T.StructType([
     T.StructField("model_name", T.StringType()), T.StructField("window_days", T.IntegerType()),
     T.StructField("unlabeled", T.StringType()), T.StructField("conflict", T.StringType()),
@@ -188,36 +184,6 @@ def label_examples(served: DataFrame, labels: DataFrame, policies: DataFrame, as
     return _assemble(joined, as_of)
 
 
-def label_choices(served: DataFrame, labels: DataFrame, policies: DataFrame, as_of: datetime,
-                  default: LabelPolicy | None = None) -> DataFrame:
-    """CHOICE_COLUMNS: the label `label_examples` picks, for the served rows that have one (only those).
-
-    Everything else in `label_examples` follows from the served row, its policy and `as_of`, so
-    `examples_from_choices` of these rows gives exactly `label_examples` of the same inputs."""
-    require_columns(served, SERVED_COLUMNS, "label_choices(served)")
-    with_policy = _with_policy(served.select(*SERVED_COLUMNS), policies, default)
-    joined = with_policy.join(_chosen(with_policy, labels, as_of), on=N.REQUEST_ID, how="inner")
-    return joined.select(N.REQUEST_ID, N.EVENT_DATE, F.col("_chosen.label").alias(N.LABEL),
-                         F.col("_chosen.at").alias(N.LABEL_OBSERVED_AT), F.col("_chosen.src").alias(N.LABEL_SOURCE))
-
-
-def examples_from_choices(logs: DataFrame, choices: DataFrame, policies: DataFrame, as_of: datetime,
-                          default: LabelPolicy | None = None, *, features: bool = False) -> DataFrame:
-    """`labeled_examples` at read time: every served row of `logs` (feature_logs), its stored label
-    choice if any, and the state its window and `as_of` give (pending, matured_*). With `features`,
-    the rest of the feature_logs row follows the example's columns (the training view), read in the
-    same scan instead of joined back."""
-    require_columns(logs, SERVED_COLUMNS, "examples_from_choices(logs)")
-    require_columns(choices, CHOICE_COLUMNS, "examples_from_choices(choices)")
-    extra = [c for c in logs.columns if c not in SERVED_COLUMNS] if features else []
-    with_policy = _with_policy(logs.select(*SERVED_COLUMNS, *extra), policies, default)
-    chosen = choices.select(N.REQUEST_ID, N.EVENT_DATE, F.struct(
-        F.col(N.LABEL).alias("label"), F.col(N.LABEL_OBSERVED_AT).alias("at"),
-        F.col(N.LABEL_SOURCE).alias("src")).alias("_chosen"))
-    joined = with_policy.join(chosen, on=[N.REQUEST_ID, N.EVENT_DATE], how="left")
-    return _training_order(_assemble(joined, as_of, extra), extra)
-
-
 def _training_order(out: DataFrame, extra: Sequence[str]) -> DataFrame:
     """Without `extra`, EXAMPLE_COLUMNS as assembled; with it, the training view's order: keys, the
     label columns, then the rest of the logged row (as `with_features`)."""
@@ -232,9 +198,9 @@ def examples_from_events(served: DataFrame, labels: DataFrame, policies: DataFra
     """`label_examples` of the same inputs, in one pass over `served`: each request's label events
     known at `as_of` are gathered into one array (a grouping of the label side only), joined to every
     served row, and the policy's pick is made on the row's own array, in `_chosen`'s orders (ties
-    included). The as-of rebuilds use it (`examples_as_of`, a snapshot cut before the watermark); a
-    layout that stores no choice would compute it each time it is read. With `features`, `served` is
-    feature_logs and the rest of its row follows, as in `examples_from_choices`."""
+    included): `labeled_examples` as every reader sees it. With `features`, `served` is feature_logs
+    and the rest of its row follows the example's columns (the training view), read in the same scan
+    instead of joined back."""
     require_columns(served, SERVED_COLUMNS, "examples_from_events(served)")
     require_columns(labels, (N.REQUEST_ID, N.LABEL, N.OBSERVED_AT, N.SOURCE), "examples_from_events(labels)")
     t = F.lit(as_of).cast("timestamp")

@@ -85,7 +85,7 @@ def compact(n: Night) -> Outcome:
 
 
 def labels(n: Night) -> Outcome:
-    args = argparse.Namespace(date=n.day.isoformat(), through=None, full=False)
+    args = argparse.Namespace(date=n.day.isoformat(), through=None)
     return captured(lambda: labels_job.run(n.spark, n.cfg, args))
 
 

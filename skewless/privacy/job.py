@@ -68,7 +68,7 @@ REQUESTS_SCHEMA = T.StructType([
     T.StructField("reason", T.StringType()),
 ])
 # Tables keyed by request id, cleaned before feature_logs (whose rows tell which request ids to clean).
-BY_REQUEST = (N.LABEL_CHOICES, N.LABELS, N.LABELS_QUARANTINE)
+BY_REQUEST = (N.LABELS, N.LABELS_QUARANTINE)
 
 
 def add_forget_arguments(p: argparse.ArgumentParser) -> None:

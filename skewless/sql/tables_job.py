@@ -71,8 +71,8 @@ def describe_view(spark: SparkSession, cfg: Config, name: str) -> dict[str, obje
 
     pinned = examples_view.pin(spark, cfg)
     schema = examples_view.labeled_examples(spark, cfg, pinned).schema
-    return {"table": name, "location": f"view: {N.FEATURE_LOGS}@{pinned.feature_logs} left join "
-                                        f"{N.LABEL_CHOICES}@{pinned.label_choices}, labels as of {pinned.state.as_of}",
+    return {"table": name, "location": f"view: {N.FEATURE_LOGS}@{pinned.feature_logs} with the label events of "
+                                        f"{N.LABELS}@{pinned.labels}, labels as of {pinned.state.as_of}",
             "partitions": [N.EVENT_DATE], "files": 0, "bytes": 0, "privacy_policy": "", "properties": {},
             "columns": _columns(cfg, name, schema)}
 
