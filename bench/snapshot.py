@@ -1,17 +1,18 @@
 """Snapshot benchmark: `make bench` (or `python bench/snapshot.py [--rows N] [--features F]`).
 
 Builds N labeled rows (default 2,000,000) with F numeric features (default 40) directly as the
-`feature_logs`, `labels` and `label_choices` tables (2% of the rows labeled), then runs `snapshot
+`feature_logs` and `labels` tables (2% of the rows labeled, one label event each, with the watermark
+and policies recorded in the `labels` commit as the labels job records them), then runs `snapshot
 create` once to warm the JVM and once measured, in one Spark session. Reports the time to materialize
 the version and the time of its Great Expectations validation (a suite of 2 expectations per feature
 plus table-level ones), and their ratio (target: validation <= 0.5x materialization). It also times
-the dataset's rows read through `labeled_examples` as derived at read time (feature_logs left join
-label_choices) against the same rows from a `labeled_examples` table materialized with one row per
-prediction and joined back to feature_logs (the layout before label_choices), each written to a Delta
-table, alternating, best of two (target: <= 1.2), and against the same rows with no `label_choices`
-at all, each choice derived from the label events as the rows are read (the layout whose nightly run
-would store no choice): by `label_choices()` then a join, and in one pass (`examples_from_events`).
-Results in bench/results/snapshot.json.
+the dataset's rows read through `labeled_examples` as every reader reads it (each label picked from
+the events in the one scan of the served rows) against the layout before it, which stored the label
+each labeled request's policy picked (`label_choices`, a table the bench writes; feature_logs left
+join it), each written to a Delta table, alternating, best of two (target: <= 1.2), and against a
+`labeled_examples` table materialized with one row per prediction and joined back to feature_logs
+(the layout before that). An ad hoc query that reads no feature (rows by label state) is timed the
+same way. The rows of every layout are checked equal. Results in bench/results/snapshot.json.
 """
 
 from __future__ import annotations
@@ -35,10 +36,14 @@ RESULTS = ROOT / "bench" / "results" / "snapshot.json"
 START = datetime(2026, 9, 1)
 
 
-def derived_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[str, int, str, str], ...],
-                     as_of: datetime, *, features: bool) -> DataFrame:
-    """`labeled_examples` with no `label_choices`: each choice derived from the label events of the
-    served rows as they are read (the layout whose nightly run would store no choice)."""
+def stored_choices_examples(spark: SparkSession, warehouse: str, choices: str,
+                            rules: tuple[tuple[str, int, str, str], ...], as_of: datetime, *,
+                            features: bool) -> DataFrame:
+    """`labeled_examples` as the layout before this one read it: feature_logs left join a stored
+    table of the label each labeled request's policy picked (`choices`), states derived at read time,
+    the same expressions as the product's."""
+    from pyspark.sql import functions as F
+
     from skewless.core import names as N
     from skewless.core.localframe import local_frame
     from skewless.core.paths import table_path
@@ -46,39 +51,24 @@ def derived_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[str
         EXAMPLE_COLUMNS,
         POLICY_SCHEMA,
         SERVED_COLUMNS,
-        examples_from_choices,
-        label_choices,
+        _assemble,
+        _training_order,
+        _with_policy,
     )
 
     logs = spark.read.format("delta").load(table_path(warehouse, N.FEATURE_LOGS))
-    labels = spark.read.format("delta").load(table_path(warehouse, N.LABELS))
-    policies = local_frame(spark, list(rules), POLICY_SCHEMA)
-    served = logs.select(*SERVED_COLUMNS).join(labels.select(N.REQUEST_ID).distinct(), on=N.REQUEST_ID,
-                                               how="left_semi")
-    examples = examples_from_choices(logs, label_choices(served, labels, policies, as_of), policies, as_of,
-                                     features=features)
-    return examples if features else examples.select(*EXAMPLE_COLUMNS)
+    extra = [c for c in logs.columns if c not in SERVED_COLUMNS] if features else []
+    with_policy = _with_policy(logs.select(*SERVED_COLUMNS, *extra), local_frame(spark, list(rules), POLICY_SCHEMA),
+                               None)
+    chosen = spark.read.format("delta").load(choices).select(N.REQUEST_ID, N.EVENT_DATE, F.struct(
+        F.col(N.LABEL).alias("label"), F.col(N.LABEL_OBSERVED_AT).alias("at"),
+        F.col(N.LABEL_SOURCE).alias("src")).alias("_chosen"))
+    out = _training_order(_assemble(with_policy.join(chosen, on=[N.REQUEST_ID, N.EVENT_DATE], how="left"), as_of,
+                                    extra), extra)
+    return out if features else out.select(*EXAMPLE_COLUMNS)
 
 
-def one_pass_examples(spark: SparkSession, warehouse: str, rules: tuple[tuple[str, int, str, str], ...],
-                      as_of: datetime, *, features: bool = False) -> DataFrame:
-    """The same rows as `derived_examples`, in one scan of `feature_logs` (`examples_from_events`:
-    each request's label events gathered on the label side, the policy's pick made on each served
-    row's own array)."""
-    from skewless.core import names as N
-    from skewless.core.localframe import local_frame
-    from skewless.core.paths import table_path
-    from skewless.labels.transforms import EXAMPLE_COLUMNS, POLICY_SCHEMA, SERVED_COLUMNS, examples_from_events
-
-    logs = spark.read.format("delta").load(table_path(warehouse, N.FEATURE_LOGS))
-    labels = spark.read.format("delta").load(table_path(warehouse, N.LABELS))
-    policies = local_frame(spark, list(rules), POLICY_SCHEMA)
-    if features:
-        return examples_from_events(logs, labels, policies, as_of, features=True)
-    return examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
-
-
-def check_input(spark: SparkSession, warehouse: str, rows: int) -> None:
+def check_input(spark: SparkSession, warehouse: str, choices: str, rows: int) -> None:
     """The bench's own input, checked before anything is timed: every served row, a feature's null
     share of about 2%, about 2% of the rows labeled, and one label event per stored choice."""
     from pyspark.sql import functions as F
@@ -90,11 +80,11 @@ def check_input(spark: SparkSession, warehouse: str, rows: int) -> None:
         return spark.read.format("delta").load(table_path(warehouse, name))
     logs = read(N.FEATURE_LOGS).agg(F.count(F.lit(1)).alias("n"),
                                     F.avg(F.col(f"{N.FEATURES}.f00").isNull().cast("double")).alias("nulls")).first()
-    choices, events = read(N.LABEL_CHOICES).count(), read(N.LABELS).count()
+    stored, events = spark.read.format("delta").load(choices).count(), read(N.LABELS).count()
     assert logs is not None and logs["n"] == rows and 0.015 <= logs["nulls"] <= 0.025, logs
-    assert 0.015 * rows <= choices <= 0.025 * rows and events == choices, (choices, events)
+    assert 0.015 * rows <= stored <= 0.025 * rows and events == stored, (stored, events)
     print(json.dumps({"input": {"served_rows": logs["n"], "f00_null_share": round(logs["nulls"], 4),
-                               "label_choices": choices, "label_events": events}}))
+                               "stored_choices": stored, "label_events": events}}))
 
 
 def main() -> int:
@@ -115,13 +105,8 @@ def main() -> int:
     from skewless.datasets.spec import DatasetConfig, Split, Window
     from skewless.datasets.transforms import select_examples
     from skewless.labels import view as examples_view
-    from skewless.labels.sync import SyncState, policies_digest
-    from skewless.labels.transforms import (
-        CHOICE_COLUMNS,
-        EXAMPLE_COLUMNS,
-        policy_rows,
-        with_features,
-    )
+    from skewless.labels.state import LabelState, policies_digest
+    from skewless.labels.transforms import EXAMPLE_COLUMNS, policy_rows, with_features
 
     cfg = load(ROOT / "conf" / "warehouse.yaml").with_paths(str(args.work / "landing"), str(args.work / "warehouse"))
     spark = build_session(cfg.spark)
@@ -150,22 +135,22 @@ def main() -> int:
         F.lit(cutoff).cast("timestamp").alias(N.LABELS_AS_OF)).select(*EXAMPLE_COLUMNS)
     materialized = str(args.work / "labeled-examples-materialized")
     labeled.write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE).save(materialized)
-    fl_version = 0
     rules = tuple(policy_rows(cfg.models))
-    state = SyncState(fl_version, cutoff, policies_digest(rules), rules)
-    (labeled.where(F.col(N.LABEL) == 1.0)
-     .select(N.REQUEST_ID, N.EVENT_DATE, N.LABEL, F.col(N.LOGGED_AT).alias(N.LABEL_OBSERVED_AT),
-             F.lit("chargeback").alias(N.LABEL_SOURCE)).select(*CHOICE_COLUMNS)
-     .write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE).option("userMetadata", state.to_metadata())
-     .save(table_path(cfg.paths.warehouse, N.LABEL_CHOICES)))
-    # The label events behind those choices (one per labeled request), for the layout that would
-    # derive the choices at read time instead of storing them.
+    state = LabelState(cutoff, policies_digest(rules), rules)
+    # The label events (one per labeled request), with the state in their commit as the labels job
+    # writes it; and, for the layout before, the choices they give, stored.
     (labeled.where(F.col(N.LABEL) == 1.0)
      .select(N.REQUEST_ID, N.LABEL, F.col(N.LOGGED_AT).alias(N.OBSERVED_AT), F.lit("chargeback").alias(N.SOURCE),
              F.to_date(N.LOGGED_AT).alias(N.LABEL_DATE))
-     .write.format("delta").mode("overwrite").partitionBy(N.LABEL_DATE).save(table_path(cfg.paths.warehouse, N.LABELS)))
+     .write.format("delta").mode("overwrite").partitionBy(N.LABEL_DATE).option("userMetadata", state.to_metadata())
+     .save(table_path(cfg.paths.warehouse, N.LABELS)))
+    choices = str(args.work / "label-choices-stored")
+    (labeled.where(F.col(N.LABEL) == 1.0)
+     .select(N.REQUEST_ID, N.EVENT_DATE, N.LABEL, F.col(N.LOGGED_AT).alias(N.LABEL_OBSERVED_AT),
+             F.lit("chargeback").alias(N.LABEL_SOURCE))
+     .write.format("delta").mode("overwrite").partitionBy(N.EVENT_DATE).save(choices))
 
-    check_input(spark, cfg.paths.warehouse, args.rows)
+    check_input(spark, cfg.paths.warehouse, choices, args.rows)
 
     ds = DatasetConfig(name="bench", window=Window(start="2026-08-01", end="2027-01-01"), models=("fraud",),
                        features=tuple(names), split=Split(key="entity.user_id", seed="bench"))
@@ -196,37 +181,35 @@ def main() -> int:
         logs = spark.read.format("delta").load(table_path(cfg.paths.warehouse, N.FEATURE_LOGS))
         if layout == "view":
             examples = examples_view.labeled_examples(spark, cfg, features=True)
-        elif layout == "derived":  # no label_choices: chosen from the label events as the rows are read
-            examples = derived_examples(spark, cfg.paths.warehouse, rules, cutoff, features=True)
-        elif layout == "one_pass":  # no label_choices, each choice picked in the one scan of the rows
-            examples = one_pass_examples(spark, cfg.paths.warehouse, rules, cutoff, features=True)
+        elif layout == "stored":
+            examples = stored_choices_examples(spark, cfg.paths.warehouse, choices, rules, cutoff, features=True)
         else:
             examples = with_features(spark.read.format("delta").load(materialized), logs)
         out = select_examples(examples, ds, start, end, cutoff)
         out.write.format("delta").mode("overwrite").save(str(args.work / f"rows-{layout}"))
         return time.perf_counter() - began
 
-    layouts: dict[str, list[float]] = {"view": [], "table": [], "derived": [], "one_pass": []}
+    layouts: dict[str, list[float]] = {"view": [], "stored": [], "table": []}
     for _ in range(2):
         for layout in layouts:
             layouts[layout].append(rows_via(layout))
     # An ad hoc query that reads no feature (labels by state): what every analyst's read would pay.
-    queries: dict[str, list[float]] = {"view": [], "derived": [], "one_pass": []}
+    queries: dict[str, list[float]] = {"view": [], "stored": []}
     answers: dict[str, list[tuple[str, int]]] = {}
     for _ in range(2):
         for layout in queries:
             began = time.perf_counter()
-            examples = (examples_view.labeled_examples(spark, cfg) if layout == "view"
-                        else one_pass_examples(spark, cfg.paths.warehouse, rules, cutoff) if layout == "one_pass"
-                        else derived_examples(spark, cfg.paths.warehouse, rules, cutoff, features=False))
+            examples = (examples_view.labeled_examples(spark, cfg) if layout == "view" else
+                        stored_choices_examples(spark, cfg.paths.warehouse, choices, rules, cutoff, features=False))
             answers[layout] = sorted((r[0], int(r[1])) for r in examples.groupBy(N.LABEL_STATE).count().collect())
             queries[layout].append(time.perf_counter() - began)
-    assert answers["view"] == answers["derived"] == answers["one_pass"], answers
+    assert answers["view"] == answers["stored"], answers
     assert sum(n for _, n in answers["view"]) == args.rows, answers
     view_rows = examples_view.labeled_examples(spark, cfg).select(*EXAMPLE_COLUMNS)
-    assert view_rows.exceptAll(one_pass_examples(spark, cfg.paths.warehouse, rules, cutoff)).count() == 0
+    stored_rows = stored_choices_examples(spark, cfg.paths.warehouse, choices, rules, cutoff, features=False)
+    assert view_rows.exceptAll(stored_rows).count() == 0 and stored_rows.exceptAll(view_rows).count() == 0
     same = spark.read.format("delta").load(str(args.work / "rows-view"))
-    for other in ("table", "derived", "one_pass"):
+    for other in ("stored", "table"):
         rows = spark.read.format("delta").load(str(args.work / f"rows-{other}"))
         assert same.count() == rows.count() and same.exceptAll(rows).count() == 0, other
     spark.stop()
@@ -237,18 +220,14 @@ def main() -> int:
         "validate_over_materialize": round(record["validate_s"] / record["materialize_s"], 3),
         "target_validate_over_materialize": 0.5, "create_total_seconds": round(total, 3),
         "rows_via_view_seconds": [round(t, 3) for t in layouts["view"]],
+        "rows_via_stored_choices_seconds": [round(t, 3) for t in layouts["stored"]],
+        "view_over_stored_choices": round(min(layouts["view"]) / min(layouts["stored"]), 3),
+        "target_view_over_stored_choices": 1.2,
         "rows_via_materialized_table_seconds": [round(t, 3) for t in layouts["table"]],
         "view_over_materialized_table": round(min(layouts["view"]) / min(layouts["table"]), 3),
-        "target_view_over_materialized_table": 1.2,
-        "rows_via_choices_derived_at_read_seconds": [round(t, 3) for t in layouts["derived"]],
-        "derived_at_read_over_view": round(min(layouts["derived"]) / min(layouts["view"]), 3),
-        "rows_via_one_pass_seconds": [round(t, 3) for t in layouts["one_pass"]],
-        "one_pass_over_view": round(min(layouts["one_pass"]) / min(layouts["view"]), 3),
         "states_query_via_view_seconds": [round(t, 3) for t in queries["view"]],
-        "states_query_derived_at_read_seconds": [round(t, 3) for t in queries["derived"]],
-        "states_query_derived_over_view": round(min(queries["derived"]) / min(queries["view"]), 3),
-        "states_query_one_pass_seconds": [round(t, 3) for t in queries["one_pass"]],
-        "states_query_one_pass_over_view": round(min(queries["one_pass"]) / min(queries["view"]), 3),
+        "states_query_via_stored_choices_seconds": [round(t, 3) for t in queries["stored"]],
+        "states_query_view_over_stored_choices": round(min(queries["view"]) / min(queries["stored"]), 3),
     }
     publish(RESULTS, result, args.work)
     return 0
