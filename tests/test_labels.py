@@ -371,6 +371,11 @@ def test_rows_no_label_of_the_run_can_reach_are_not_read_but_late_deliveries_sti
     assert {r[N.REQUEST_ID]: (r[N.LABEL], r[N.LABEL_STATE]) for r in ex.collect()} == {
         "o3": (0.0, "matured_negative"), "o1": (0.0, "matured_negative"), "o2": (1.0, "labeled"),
         "p1": (1.0, "labeled")}
+    # A read of the rows served from a date on reads only the label dates from then on: the same rows.
+    whole = frozen(spark, ex)
+    for since in (date(2026, 9, 1), date(2026, 11, 25)):
+        assertDataFrameEqual(examples_view.labeled_examples(spark, warehouse, served_from=since),
+                             whole.where(F.col(N.EVENT_DATE) >= F.lit(since)))
 
 
 def test_reach_from_is_the_first_serving_date_a_label_can_belong_to() -> None:

@@ -64,11 +64,11 @@ def run(spark: SparkSession, cfg: Config, args: argparse.Namespace) -> int:
     return 0 if record["status"] == "published" else 1
 
 
-def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -> tuple[DataFrame, dict[str, int],
-                                                                                               datetime]:
-    """Labeled examples with features, from sources pinned at their current Delta versions. Labels are
-    as known at the cut-off: `labeled_examples` as maintained when it is current, else recomputed
-    point-in-time from the label history."""
+def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime,
+                    served_from: date | None = None) -> tuple[DataFrame, dict[str, int], datetime]:
+    """Labeled examples with features (rows served from `served_from` on, if given), from sources pinned
+    at their current Delta versions. Labels are as known at the cut-off, or at the label watermark if
+    that is earlier, each picked from the label history as the rows are read."""
     for name in SOURCES:
         path = table_path(cfg.paths.warehouse, name)
         if not is_table(spark, path):
@@ -77,14 +77,16 @@ def source_examples(spark: SparkSession, cfg: Config, cutoff_wanted: datetime) -
     lineage = {N.FEATURE_LOGS: pinned.feature_logs, N.LABELS: pinned.labels}
     # An older as-of: labels as they were known then (the label history keeps every event).
     cutoff = min(pinned.state.as_of, cutoff_wanted)
-    return examples_view.labeled_examples(spark, cfg, pinned, features=True, as_of=cutoff), lineage, cutoff
+    examples = examples_view.labeled_examples(spark, cfg, pinned, features=True, as_of=cutoff, served_from=served_from)
+    return examples, lineage, cutoff
 
 
 def create(spark: SparkSession, cfg: Config, ds: DatasetConfig, suite: dict[str, Any], as_of: date,
            progress: Progress) -> dict[str, Any]:
     started = datetime.now(UTC).replace(tzinfo=None)
     start, end = ds.window_bounds(as_of)
-    examples, lineage, cutoff = source_examples(spark, cfg, datetime.combine(as_of, datetime.min.time()))
+    examples, lineage, cutoff = source_examples(spark, cfg, datetime.combine(as_of, datetime.min.time()),
+                                                start.date())
     rows = select_examples(examples, ds, start, end, cutoff)
     versions = versions_table(spark, cfg)
     version = reserve_version(spark, cfg, ds.name)  # this run's alone: a concurrent create takes another

@@ -224,15 +224,18 @@ def _payload(event: Column) -> Column:
 
 def label_join_counts(run_labels: DataFrame, served: DataFrame) -> DataFrame:
     """For this run's label events: how many join a served row, arrive before it, or match none, and
-    when the earliest of them was observed."""
-    keys = served.select(N.REQUEST_ID, N.LOGGED_AT)
-    j = run_labels.join(keys, on=N.REQUEST_ID, how="left")
-    return j.agg(
-        F.count_if(F.col(N.LOGGED_AT).isNull()).alias("orphaned"),
+    when the earliest of them was observed. An inner join rather than a left one, so that Spark may
+    broadcast the day's labels (the small side) into the scan of the served rows instead of shuffling
+    those; a label matches at most one served row (request ids are unique in feature_logs), so the
+    orphans are the labels it does not match."""
+    events = run_labels.select(N.REQUEST_ID, N.OBSERVED_AT)
+    matched = events.join(served.select(N.REQUEST_ID, N.LOGGED_AT), on=N.REQUEST_ID, how="inner").agg(
         F.count_if(F.col(N.OBSERVED_AT) < F.col(N.LOGGED_AT)).alias("before_prediction"),
-        F.count_if(F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)).alias("joinable"),
-        F.min(N.OBSERVED_AT).alias("first_observed"),
-    )
+        F.count_if(F.col(N.OBSERVED_AT) >= F.col(N.LOGGED_AT)).alias("joinable"))
+    total = events.agg(F.count(F.lit(1)).alias("_events"), F.min(N.OBSERVED_AT).alias("first_observed"))
+    return total.crossJoin(matched).select(
+        (F.col("_events") - F.col("before_prediction") - F.col("joinable")).alias("orphaned"),
+        "before_prediction", "joinable", "first_observed")
 
 
 def with_features(examples: DataFrame, feature_logs: DataFrame) -> DataFrame:

@@ -10,9 +10,10 @@ read (never from the current config), so a pinned pair of versions gives the sam
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 
 from skewless.core import names as N
 from skewless.core.access import tagged
@@ -54,13 +55,20 @@ def pin(spark: SparkSession, cfg: Config, *, feature_logs: int | None = None, la
 
 
 def labeled_examples(spark: SparkSession, cfg: Config, pinned: Pinned | None = None, *,
-                     features: bool = False, as_of: datetime | None = None) -> DataFrame:
+                     features: bool = False, as_of: datetime | None = None,
+                     served_from: date | None = None) -> DataFrame:
     """EXAMPLE_COLUMNS for every served row (with `features`, the rest of its feature_logs row too), at
     the pinned versions (default: the current ones), with labels as known at the pinned watermark or at
-    an earlier `as_of`. Columns carry their access tags."""
+    an earlier `as_of`; only rows served on or after `served_from`, if given. Columns carry their
+    access tags."""
     p = pinned or pin(spark, cfg)
     logs = read_delta(spark, table_path(cfg.paths.warehouse, N.FEATURE_LOGS), version=p.feature_logs)
     labels = read_delta(spark, table_path(cfg.paths.warehouse, N.LABELS), version=p.labels)
+    if served_from is not None:
+        # A label joins a row only if observed after it was served, and a label date holds no event
+        # observed after that date (the ingest quarantines them): older dates' events cannot join.
+        logs = logs.where(F.col(N.EVENT_DATE) >= F.lit(served_from))
+        labels = labels.where(F.col(N.LABEL_DATE) >= F.lit(served_from))
     policies = local_frame(spark, list(p.state.rules), POLICY_SCHEMA)
     served = logs if features else logs.select(*SERVED_COLUMNS)
     rows = examples_from_events(served, labels, policies, min(as_of or p.state.as_of, p.state.as_of),

@@ -122,7 +122,7 @@ def label_states(spark: SparkSession, cfg: Config, day: date) -> dict[str, int]:
     """Rows of `labeled_examples` served on `day`, by label state (one serving date of each table)."""
     if not examples_view.exists(spark, cfg):
         return {}
-    rows = (examples_view.labeled_examples(spark, cfg).where(F.col(N.EVENT_DATE) == F.lit(day))
+    rows = (examples_view.labeled_examples(spark, cfg, served_from=day).where(F.col(N.EVENT_DATE) == F.lit(day))
             .groupBy(N.LABEL_STATE).count().collect())
     return {str(r[N.LABEL_STATE]): int(r["count"]) for r in rows}
 
