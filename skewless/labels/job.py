@@ -129,7 +129,6 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
                                                    date_of_file.alias(N.LABEL_DATE))
     classified = forgotten_filter(spark, cfg, ())(classify_labels(lines, cfg.compaction.max_record_bytes)).persist(
         StorageLevel.MEMORY_AND_DISK)
-    held = [classified]
     try:
         # With the counts, the earliest observation of the loadable events: how far back they can reach.
         grouped = classified.groupBy(N.REASON).agg(F.count(F.lit(1)).alias("n"), F.min(N.OBSERVED_AT).alias("first"))
@@ -142,10 +141,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         unread = unread_files(spark, files, read)
         for f in unread:
             progress.step(f"labels {label}: WARNING {f.name}: {f.detail}")
-        # Written, then counted against the served rows: deduplicated once.
-        loaded_events = to_labels(dedup_label_events(classified), run_id, started).persist(
-            StorageLevel.MEMORY_AND_DISK)
-        held.append(loaded_events)
+        loaded_events = to_labels(dedup_label_events(classified), run_id, started)
         where = _dates_sql(days)
         policy = cfg.privacy_policy
         labels_path = table_path(cfg.paths.warehouse, N.LABELS)
@@ -168,8 +164,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
             replace_rows(to_label_quarantine(classified, run_id, started).unionByName(whole).coalesce(1), q_path,
                          (N.LABEL_DATE,), where, LABEL_QUARANTINE_PROPERTIES, policy, run_id)
     finally:
-        for df in held:
-            df.unpersist()
+        classified.unpersist()
     quarantined = {k: v for k, v in by_reason.items() if k is not None}
     counts = {"files": len(files), "bytes": sum(f.size for f in files), "records_read": sum(by_reason.values()),
               "loaded": int(metrics["loaded"]), "duplicates": int(metrics["duplicates"]),
