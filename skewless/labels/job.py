@@ -156,6 +156,7 @@ def ingest(spark: SparkSession, cfg: Config, days: list[datetime], run_id: str, 
         loaded = rows_added(commit["metrics"])
         metrics = {"loaded": loaded, "duplicates": int(by_reason.get(None, 0)) - loaded,
                    "labels_files_written": int(commit["metrics"].get("numFiles", 0))}
+        progress.step(f"labels {label}: {loaded} events committed to labels (version {commit['version']})")
         joined = _join_counts(spark, cfg, loaded_events, first_observed, state.as_of, progress)
         q_path = table_path(cfg.paths.warehouse, N.LABELS_QUARANTINE)
         # Nothing quarantined now or before for these dates: a replace would commit an empty change.
