@@ -339,6 +339,12 @@ def test_a_watermark_overtaken_by_a_concurrent_run_is_settled_forward(spark: Spa
     labels_run._settle_state(spark, path, LabelState(datetime(2026, 12, 3), "d", rules), 0,
                              {"operation": "WRITE", "version": 2})
     assert last_state(spark, path) == LabelState(datetime(2026, 12, 4), "d", rules)
+    # A quiet run of the earlier date (its replace made no commit) leaves the later watermark alone.
+    version = spark.sql(f"DESCRIBE HISTORY delta.`{path}`").first()
+    labels_run._settle_state(spark, path, LabelState(datetime(2026, 12, 3), "d", rules), 1,
+                             {"operation": None, "version": 3})
+    assert last_state(spark, path) == LabelState(datetime(2026, 12, 4), "d", rules)
+    assert spark.sql(f"DESCRIBE HISTORY delta.`{path}`").first() == version  # nothing to record
 
 
 def test_rows_no_label_of_the_run_can_reach_are_not_read_but_late_deliveries_still_land(

@@ -198,7 +198,10 @@ def _settle_state(spark: SparkSession, labels_path: str, state: LabelState, befo
     watermark between this run's read of the state and its commit (Delta reorders commits of
     disjoint dates without replaying them)."""
     if commit["operation"] is None:
-        if last_state(spark, labels_path) != state:
+        latest = last_state(spark, labels_path)
+        if latest is not None and latest.as_of > state.as_of:  # a concurrent run went further
+            state = LabelState(latest.as_of, state.policies, state.rules)
+        if latest != state:
             set_state(spark, labels_path, state)
         return
     later = latest_as_of_between(spark, labels_path, before, commit["version"]) if before is not None else None
