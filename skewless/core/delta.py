@@ -221,7 +221,7 @@ def ensure_table(spark: SparkSession, path: str, schema: StructType, partitions:
                  properties: dict[str, str]) -> None:
     """Create the Delta table with its partitioning and properties if it does not exist yet; on an
     existing table, restore any of those properties that differ (a table created before a property
-    was introduced, or one changed by hand): the jobs rely on them (change feed, statistics columns)."""
+    was introduced, or one changed by hand): the jobs rely on them (statistics columns, deletion vectors)."""
     if is_table(spark, path):
         if properties:
             current = table_properties(spark, path)

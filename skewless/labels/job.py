@@ -44,9 +44,7 @@ from skewless.labels.state import (
     set_state,
 )
 from skewless.labels.transforms import (
-    EXAMPLE_COLUMNS,
     POLICY_SCHEMA,
-    SERVED_COLUMNS,
     classify_labels,
     dedup_label_events,
     examples_from_events,
@@ -55,7 +53,6 @@ from skewless.labels.transforms import (
     policy_rows,
     to_label_quarantine,
     to_labels,
-    with_features,
 )
 from skewless.privacy.tombstones import forgotten_filter
 from skewless.serving.logformat import parse_date
@@ -253,5 +250,5 @@ def examples_as_of(spark: SparkSession, cfg: Config, as_of: datetime) -> DataFra
     logs = read_table(spark, cfg.paths.warehouse, N.FEATURE_LOGS)
     labels = read_table(spark, cfg.paths.warehouse, N.LABELS)
     policies = local_frame(spark, policy_rows(cfg.models), POLICY_SCHEMA)
-    examples = examples_from_events(logs.select(*SERVED_COLUMNS), labels, policies, as_of).select(*EXAMPLE_COLUMNS)
-    return with_features(examples, logs)
+    # The logged row rides along in the same scan (no second read of feature_logs to join it back).
+    return examples_from_events(logs, labels, policies, as_of, features=True)

@@ -79,8 +79,8 @@ def classify_labels(lines: DataFrame, max_record_bytes: int = 1 << 20,
               .when(t[N.OBSERVED_AT] != "STRING", f"{N.TYPE_MISMATCH}:{N.OBSERVED_AT}")
               .when(observed.isNull(), N.BAD_TIMESTAMP)
               .when(~t[N.SOURCE].isin("STRING", "VOID"), f"{N.TYPE_MISMATCH}:{N.SOURCE}")
-              # After its folder's day: the run for that day could not know it, and no later run names
-              # it, so the incremental table and a recompute would disagree about it forever.
+              # After its folder's day: the run for that day could not know it, and readers that read
+              # only the label dates from a served date on (`served_from`) rely on none being there.
               .when(observed >= F.date_add(N.LABEL_DATE, 1).cast("timestamp"), N.OUT_OF_RANGE_TIMESTAMP))
     typed = parsed.select(
         reason.alias(N.REASON), F.make_valid_utf8(value).alias(N.RAW_TEXT), request_id.alias(N.REQUEST_ID),
